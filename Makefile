@@ -1,0 +1,67 @@
+# The only entry point: `make run` starts the service with demonstration data, `make test`
+# sets everything up and runs every test. Both work on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROTO_OUT := protos/checkpoint/v1
+PROTOS := $(wildcard $(PROTO_OUT)/*.proto)
+RUN_DIR ?= .run
+
+.PHONY: help setup generate check-generated lint test test-services check run bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed ## Create .venv and install the project with its dev tools.
+
+generate: setup ## Regenerate the Python code and descriptor set from protos/.
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc \
+	  -Iprotos -I"$$($(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')" \
+	  --python_out=protos --mypy_out=protos --grpc_python_out=protos --mypy_grpc_out=protos \
+	  --descriptor_set_out=$(PROTO_OUT)/checkpoint.binpb --include_imports --include_source_info \
+	  $(PROTOS)
+
+check-generated: generate ## Fail when the committed generated code differs from protos/.
+	git diff --exit-code -- $(PROTO_OUT) || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+
+lint: setup ## ruff, mypy, buf lint, buf format, buf breaking against main.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+	@if git rev-parse --verify --quiet main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
+	  $(BIN)/buf breaking --against '.git#branch=main'; \
+	else echo "buf breaking: no main branch with protos to compare against yet"; fi
+
+test: setup test-services ## Set everything up and run every test (PostgreSQL is started when none is given).
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-services: ## Install the PostgreSQL and Redis binaries the tests start, when missing.
+	bash scripts/ensure_test_services.sh
+
+PYTEST_ARGS ?=
+
+check: check-generated lint test ## Everything CI checks.
+
+run: setup ## Start gRPC (127.0.0.1:50051) and REST (127.0.0.1:8080) with demonstration data.
+	$(BIN)/python scripts/run_demo.py --dir $(RUN_DIR)
+
+bench: setup ## Load the real processes with wrk and h2load; prints and saves the table.
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+BENCH_ARGS ?=
+
+clean: ## Remove the virtualenv, caches and demo data.
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Assemble the bridge: routes from descriptors, the transcoder, probes, OpenAPI, error handlers."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+from fastapi import FastAPI
+from grpc_health.v1 import health_pb2
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rest_bridge import handlers
+from rest_bridge.codec import Codec
+from rest_bridge.config import BridgeConfig
+from rest_bridge.dispatch import Transcoder
+from rest_bridge.metadata import request_id
+from rest_bridge.openapi import build_openapi
+from rest_bridge.routes import build_routes
+from rest_bridge.schema import Schema
+from rest_bridge.status import JSON_TYPE, ApiError
+
+READY_TIMEOUT = 1.0
+
+
+def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) -> FastAPI:
+    """The ASGI app serving schema's services over channel.
+
+    Raises:
+        RouteError: the services' HTTP rules are malformed or collide.
+    """
+    table = build_routes(schema)
+    openapi_body = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
+    health_check = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    # FastAPI's own OpenAPI and docs are off: /openapi.json is generated from the descriptors.
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
+    handlers.install(app)
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_body, media_type=JSON_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return _data({"status": "ok"}, request)
+
+    async def readyz(request: Request) -> Response:
+        rid = request_id(request.headers.get("x-request-id"))
+        try:
+            reply = await health_check(health_pb2.HealthCheckRequest(), timeout=READY_TIMEOUT)
+        except grpc.RpcError as exc:
+            return ApiError.from_rpc_error(exc).to_response(False, rid)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            return ApiError(
+                grpc.StatusCode.UNAVAILABLE, "the checkpoint service is not serving", retry_after=1
+            ).to_response(False, rid)
+        return _data({"status": "serving"}, request)
+
+    app.router.add_route("/openapi.json", openapi, methods=["GET"])
+    app.router.add_route("/healthz", healthz, methods=["GET"])
+    app.router.add_route("/readyz", readyz, methods=["GET"])
+    app.router.routes.append(
+        Transcoder(
+            table,
+            channel=channel,
+            codec=Codec(),
+            timeout=config.timeout,
+            max_body_bytes=config.max_body_bytes,
+            max_in_flight=config.max_in_flight,
+        )
+    )
+    return app
+
+
+def _data(data: dict[str, str], request: Request) -> Response:
+    body = json.dumps({"data": data}).encode()
+    rid = request_id(request.headers.get("x-request-id"))
+    return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})

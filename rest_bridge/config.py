@@ -1,0 +1,28 @@
+"""The bridge's settings, built once in main() from flags and the environment, then passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rest_bridge.schema import DEFAULT_SERVICES
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_UPSTREAM = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_IN_FLIGHT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    listen: str = DEFAULT_LISTEN
+    upstream: str = DEFAULT_UPSTREAM
+    timeout: float = DEFAULT_TIMEOUT
+    """Deadline of every gRPC call, in seconds; a Grpc-Timeout header may only shorten it."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """Requests handled at once; more are shed with 503 and Retry-After, never queued."""
+    descriptor_set: Path | None = None
+    """FileDescriptorSet to serve; None means the checkpoint.v1 set shipped with the package."""
+    services: tuple[str, ...] = field(default=DEFAULT_SERVICES)

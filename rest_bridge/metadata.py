@@ -1,0 +1,52 @@
+"""Headers in and out: what becomes gRPC metadata, the deadline, and the request id.
+
+Only an allow-list of headers is forwarded (api-contract.md, "Headers"); Authorization goes to
+the gRPC server and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from rest_bridge.codec import DecodeError
+
+# HTTP header (lowercase) -> gRPC metadata key. Nothing else is forwarded.
+FORWARDED: dict[str, str] = {"authorization": "authorization", "x-request-id": "x-request-id"}
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
+_UNIT_SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def request_id(header: str | None) -> str:
+    """The caller's X-Request-Id when it is a sane token, else a fresh one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def outbound(authorization: list[str], rid: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata for a call. A header value gRPC cannot carry is sent empty, so the server
+    still decides (it answers "malformed authorization header")."""
+    pairs = [("authorization", v if _PRINTABLE.fullmatch(v) else "") for v in authorization]
+    pairs.append(("x-request-id", rid))
+    return tuple(pairs)
+
+
+def deadline(header: str | None, cap: float) -> float:
+    """Seconds the call may take: the Grpc-Timeout header (gRPC syntax) capped by the config.
+
+    Raises:
+        DecodeError: the header is not gRPC timeout syntax, e.g. "500m" or "2S".
+    """
+    if header is None:
+        return cap
+    found = _GRPC_TIMEOUT.fullmatch(header.strip())
+    if found is None:
+        raise DecodeError(
+            "Grpc-Timeout header must be 1-8 digits and a unit (H, M, S, m, u, n), e.g. 500m",
+            "Grpc-Timeout",
+        )
+    return min(cap, int(found.group(1)) * _UNIT_SECONDS[found.group(2)])

@@ -1,0 +1,200 @@
+"""An HTTP request (route, path values, query pairs, body bytes) into the gRPC request message.
+
+Pure: no I/O. Follows google/api/http.proto and grpc-gateway: path variables fill their fields;
+`body: "*"` fills the whole request from JSON (and then no query parameter is allowed);
+`body: "field"` fills that field; every other field may come from the query string. An
+unknown, repeated-but-singular or path-bound query parameter is INVALID_ARGUMENT. When a PATCH
+body fills a message and the request has an unset `update_mask`, the mask is inferred from the
+JSON keys present, as grpc-gateway does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from rest_bridge.codec import Codec, DecodeError, is_well_known
+from rest_bridge.routes import Route, resolve_field
+
+_MASK = "google.protobuf.FieldMask"
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a request body.
+
+    Raises:
+        DecodeError: not UTF-8 JSON.
+    """
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"request body is not valid JSON: {_short(exc)}") from exc
+    except RecursionError as exc:
+        raise DecodeError("request body is nested too deeply") from exc
+
+
+def to_request(
+    route: Route,
+    codec: Codec,
+    path_params: dict[str, str],
+    query: Sequence[tuple[str, str]],
+    body: bytes,
+) -> Message:
+    """Build the request message for a matched route.
+
+    Raises:
+        DecodeError: the body, a path value or a query parameter does not fit the request.
+    """
+    request = route.request_class()
+    body_value: Any = None
+    if route.body:
+        body_value = parse_json(body) if body.strip() else None
+        if body_value is not None:
+            if route.body == "*":
+                codec.decode(body_value, request)
+            else:
+                codec.decode({route.body: body_value}, request)
+    for field_path, text in path_params.items():
+        _set(codec, request, field_path, [text], from_path=True)
+    if query and route.body == "*":
+        raise DecodeError(
+            f"unknown query parameter {query[0][0]!r}: this method takes all of its fields from "
+            "the request body",
+            query[0][0],
+        )
+    for name, values in _grouped(query).items():
+        _check_query_name(route, name, path_params)
+        _set(codec, request, name, values, from_path=False)
+    _infer_update_mask(route, request, body_value, query)
+    return request
+
+
+def _grouped(query: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _check_query_name(route: Route, name: str, path_params: dict[str, str]) -> None:
+    fld = resolve_field(route.rpc.input_type, name)
+    if fld is None:
+        raise DecodeError(f"unknown query parameter {name!r}", name)
+    top = name.split(".", 1)[0]
+    body_fld = route.body_field
+    if body_fld is not None and top in (body_fld.name, body_fld.json_name):
+        raise DecodeError(f"query parameter {name!r} is set by the request body", name)
+    for bound in path_params:
+        if name == bound or name.startswith(bound + ".") or bound.startswith(name + "."):
+            raise DecodeError(f"query parameter {name!r} is set by the path", name)
+
+
+def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_path: bool) -> None:
+    target: Any = request
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        fld = _field(target, part)
+        target = getattr(target, fld.name)
+    fld = _field(target, parts[-1])
+    where = dotted
+    if fld.message_type is not None and fld.message_type.GetOptions().map_entry:
+        raise DecodeError(
+            f"query parameter {where!r} is a map, which the query string cannot set", where
+        )
+    if fld.is_repeated:
+        container = getattr(target, fld.name)
+        for value in values:
+            if fld.type == FieldDescriptor.TYPE_MESSAGE:
+                _well_known_from_text(codec, container.add(), fld, value, where)
+            else:
+                container.append(codec.scalar_from_text(fld, value, where))
+        return
+    if len(values) > 1:
+        raise DecodeError(f"query parameter {where!r} is given more than once", where)
+    if fld.type == FieldDescriptor.TYPE_MESSAGE:
+        _well_known_from_text(codec, getattr(target, fld.name), fld, values[0], where)
+        return
+    kind = "path value" if from_path else "query parameter"
+    try:
+        setattr(target, fld.name, codec.scalar_from_text(fld, values[0], where))
+    except DecodeError as exc:
+        raise DecodeError(f"{kind} {exc}", where) from exc
+
+
+def _field(msg: Any, name: str) -> FieldDescriptor:
+    desc = msg.DESCRIPTOR
+    fld = desc.fields_by_name.get(name) or next(
+        (f for f in desc.fields if f.json_name == name), None
+    )
+    if fld is None:  # resolve_field checked the path already; kept for safety
+        raise DecodeError(f"unknown field {name!r}", name)
+    return fld  # type: ignore[no-any-return]
+
+
+def _well_known_from_text(
+    codec: Codec, msg: Any, fld: FieldDescriptor, text: str, where: str
+) -> None:
+    desc = fld.message_type
+    if not is_well_known(desc):
+        raise DecodeError(
+            f"query parameter {where!r} is a message; name one of its fields, e.g. {where}.<field>",
+            where,
+        )
+    if (
+        "value" in desc.fields_by_name
+        and desc.full_name.endswith("Value")
+        and len(desc.fields) == 1
+    ):
+        msg.value = codec.scalar_from_text(desc.fields_by_name["value"], text, where)
+        return
+    codec.decode(text, msg, where)
+
+
+def _infer_update_mask(
+    route: Route, request: Message, body_value: Any, query: Sequence[tuple[str, str]]
+) -> None:
+    body_fld = route.body_field
+    mask_fld = request.DESCRIPTOR.fields_by_name.get("update_mask")
+    if (
+        route.http_method != "PATCH"
+        or body_fld is None
+        or body_fld.type != FieldDescriptor.TYPE_MESSAGE
+        or mask_fld is None
+        or mask_fld.message_type is None
+        or mask_fld.message_type.full_name != _MASK
+        or request.HasField("update_mask")
+        or not isinstance(body_value, dict)
+    ):
+        return
+    mask: field_mask_pb2.FieldMask = getattr(request, "update_mask")  # noqa: B009
+    mask.SetInParent()
+    mask.paths.extend(_json_paths(body_value, body_fld.message_type))
+
+
+def _json_paths(value: dict[str, Any], desc: Any, prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, item in value.items():
+        fld = desc.fields_by_name.get(key) or next(
+            (f for f in desc.fields if f.json_name == key), None
+        )
+        if fld is None:
+            continue
+        path = f"{prefix}{fld.name}"
+        nested = (
+            fld.type == FieldDescriptor.TYPE_MESSAGE
+            and not fld.is_repeated
+            and not is_well_known(fld.message_type)
+            and isinstance(item, dict)
+            and item
+        )
+        paths.extend(_json_paths(item, fld.message_type, path + ".") if nested else [path])
+    return paths
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).split("\n", 1)[0][:200]

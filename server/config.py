@@ -1,0 +1,27 @@
+"""The server's settings, built once in main() from flags and the environment, then passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_DATABASE = "sqlite:///checkpoints.db"
+DEFAULT_TOKENS = Path("tokens.json")
+DEFAULT_RATE_LIMIT = 100.0
+DEFAULT_RATE_BURST = 200
+DEFAULT_GRACE_SECONDS = 10.0
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    listen: str = DEFAULT_LISTEN
+    database: str = DEFAULT_DATABASE
+    tokens_file: Path = DEFAULT_TOKENS
+    rate_limit: float = DEFAULT_RATE_LIMIT
+    """Requests per second per token; 0 turns rate limiting off."""
+    rate_burst: int = DEFAULT_RATE_BURST
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    """How long in-flight calls may run on after SIGTERM."""
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

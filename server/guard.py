@@ -1,0 +1,99 @@
+"""The one interceptor around every CheckpointService call: auth, rate limit, error translation.
+
+Order: authenticate and authorize (server.auth), take from the token's bucket (server.ratelimit),
+run the servicer, and turn any CheckpointError into its gRPC status. Anything unexpected answers
+INTERNAL with a fixed message; the traceback goes to the log with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from server.auth import OPEN_PREFIXES, Authenticator
+from server.errors import CheckpointError, InvalidArgument
+from server.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+INTERNAL_MESSAGE = "internal error"
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes do not parse, so it is refused as INVALID_ARGUMENT."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+class CallGuard(grpc.aio.ServerInterceptor):
+    def __init__(self, auth: Authenticator, limiter: RateLimiter) -> None:
+        self._auth, self._limiter = auth, limiter
+        # One wrapped handler per method, built on first use (no per-call allocation of it).
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(handler_call_details)
+        if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
+            return handler
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._guarded(method, handler.unary_unary),
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+        self._handlers[method] = wrapped
+        return wrapped
+
+    def _guarded(self, method: str, behavior: Behavior) -> Behavior:
+        auth, limiter = self._auth, self._limiter
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            metadata = context.invocation_metadata() or ()
+            try:
+                record = auth.authorize(
+                    method, [str(v) for k, v in metadata if k == "authorization"]
+                )
+                limiter.acquire(record.name)
+                if isinstance(request, _Undecodable):
+                    raise InvalidArgument(f"request message does not parse: {request.error}")
+                return await behavior(request, context)
+            except CheckpointError as err:
+                status = err.to_rpc_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                request_id = next(
+                    (str(v) for k, v in metadata if k == "x-request-id"), uuid.uuid4().hex
+                )
+                log.exception("unexpected error in %s (request id %s)", method, request_id)
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+        return guarded
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+
+    return parse

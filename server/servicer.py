@@ -1,0 +1,80 @@
+"""CheckpointService: each RPC parses its request into domain terms, calls the store, converts back.
+
+Auth, rate limits and error translation happen around it, in server.guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from checkpoint.v1 import checkpoint_pb2 as pb
+from checkpoint.v1 import checkpoint_service_pb2 as svc
+from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
+
+from server.convert import STATE_TO_PROTO, checkpoint_to_proto
+from server.domain import apply_patch, parse_lookup
+from server.paging import PageTokens, page_size
+from server.requests import new_checkpoint, patch_from_update, state_filter
+from server.store import Store
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
+    def __init__(
+        self, store: Store, pages: PageTokens, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._store, self._pages, self._clock = store, pages, clock
+
+    async def GetCheckpoint(
+        self, request: svc.GetCheckpointRequest, context: Context
+    ) -> svc.GetCheckpointResponse:
+        found = await self._store.get(parse_lookup(request.checkpoint_id))
+        response = svc.GetCheckpointResponse()
+        checkpoint_to_proto(found, response.checkpoint)
+        return response
+
+    async def ListCheckpoints(
+        self, request: svc.ListCheckpointsRequest, context: Context
+    ) -> svc.ListCheckpointsResponse:
+        size = page_size(request.page_size)
+        state = state_filter(request.state)
+        filter_number = 0 if state is None else STATE_TO_PROTO[state]
+        after = self._pages.decode(request.page_token, filter_number)
+        rows = await self._store.list(state=state, after=after, limit=size + 1)
+        response = svc.ListCheckpointsResponse()
+        for _, found in rows[:size]:
+            checkpoint_to_proto(found, response.checkpoints.add())
+        if len(rows) > size:
+            response.next_page_token = self._pages.encode(rows[size - 1][0], filter_number)
+        return response
+
+    async def CreateCheckpoint(
+        self, request: svc.CreateCheckpointRequest, context: Context
+    ) -> svc.CreateCheckpointResponse:
+        created = await self._store.create(new_checkpoint(request, self._clock()))
+        return svc.CreateCheckpointResponse(checkpoint=checkpoint_to_proto(created))
+
+    async def UpdateCheckpoint(
+        self, request: svc.UpdateCheckpointRequest, context: Context
+    ) -> svc.UpdateCheckpointResponse:
+        lookup = parse_lookup(request.checkpoint_id)
+        patch = patch_from_update(request)
+        now = self._clock()
+        updated = await self._store.update(lookup, lambda current: apply_patch(current, patch, now))
+        return svc.UpdateCheckpointResponse(checkpoint=checkpoint_to_proto(updated))
+
+    async def DeleteCheckpoint(
+        self, request: svc.DeleteCheckpointRequest, context: Context
+    ) -> svc.DeleteCheckpointResponse:
+        deleted = await self._store.delete(parse_lookup(request.checkpoint_id), request.etag)
+        return svc.DeleteCheckpointResponse(checkpoint=checkpoint_to_proto(deleted))
+
+
+__all__ = ["CheckpointServicer", "pb"]

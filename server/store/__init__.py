@@ -1,0 +1,68 @@
+"""Where checkpoints live: one Store protocol, chosen by database URL.
+
+Every implementation raises only the errors of `server.errors` (driver errors are wrapped inside
+the store, `from exc`), so the servicer never sees a driver exception or a SQL fragment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from server.domain import Checkpoint, Lookup, State
+from server.errors import InvalidArgument
+
+Change = Callable[[Checkpoint], Checkpoint]
+"""A pure function from the stored checkpoint to its new value; it may raise domain errors."""
+
+
+class Store(Protocol):
+    async def get(self, lookup: Lookup) -> Checkpoint:
+        """The checkpoint the lookup names. Raises NotFound."""
+        ...
+
+    async def list(
+        self, *, state: State | None, after: int, limit: int
+    ) -> list[tuple[int, Checkpoint]]:
+        """Up to limit (sequence number, checkpoint) pairs after `after`, in creation order."""
+        ...
+
+    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Insert a new checkpoint. Raises AlreadyExists when its display name is taken."""
+        ...
+
+    async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
+        """Apply change to the stored checkpoint in one transaction and store the result."""
+        ...
+
+    async def delete(self, lookup: Lookup, expected_etag: str) -> Checkpoint:
+        """Remove a checkpoint (if expected_etag is empty or current) and return it."""
+        ...
+
+    async def import_many(self, checkpoints: Sequence[Checkpoint]) -> int:
+        """Insert or replace by id, all in one transaction; returns how many were written."""
+        ...
+
+    async def secret(self, name: str) -> bytes:
+        """A random key made once per store and shared by every replica using it."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise Unavailable when the store cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names: sqlite:///PATH (the default engine) or postgresql://....
+
+    Raises:
+        InvalidArgument: the URL's scheme is not one the service knows.
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from server.store._sqlite import SQLiteStore
+
+        return SQLiteStore.open(url)
+    raise InvalidArgument(f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH")
