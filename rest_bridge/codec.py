@@ -38,6 +38,25 @@ class DecodeError(ValueError):
         self.field = field
 
 
+def message_of(fld: FieldDescriptor) -> Descriptor:
+    """The message type of a message-typed field."""
+    if fld.message_type is None:
+        raise TypeError(f"{fld.full_name} is not a message field")
+    return fld.message_type
+
+
+def enum_of(fld: FieldDescriptor) -> EnumDescriptor:
+    """The enum type of an enum-typed field."""
+    if fld.enum_type is None:
+        raise TypeError(f"{fld.full_name} is not an enum field")
+    return fld.enum_type
+
+
+def _descriptor(msg: Message) -> Descriptor:
+    # types-protobuf types DESCRIPTOR as a union with the upb class, which is the same thing.
+    return msg.DESCRIPTOR  # type: ignore[return-value]
+
+
 def is_well_known(desc: Descriptor) -> bool:
     return desc.full_name.startswith("google.protobuf.")
 
@@ -58,13 +77,14 @@ class Codec:
     def __init__(self) -> None:
         self._encoders: dict[str, Encoder] = {}
         self._zero: dict[str, Any] = {}
-        self._enum_inputs: dict[str, dict[str, str]] = {}
+        self._enum_inputs: dict[str, dict[str, int]] = {}
 
     # -- encoding --------------------------------------------------------------------------
 
     def encode(self, msg: Message) -> Any:
         """The JSON value (dicts, lists, scalars) of a message, per the contract's mapping."""
-        return self.encoder(msg.DESCRIPTOR)(msg)
+        desc = _descriptor(msg)
+        return self.encoder(desc)(msg)
 
     def encoder(self, desc: Descriptor) -> Encoder:
         found = self._encoders.get(desc.full_name)
@@ -102,9 +122,9 @@ class Codec:
 
     def _field_plan(self, fld: FieldDescriptor) -> tuple[str, int, Encoder, Any]:
         name = fld.name
-        if _is_map(fld):
-            key_fld = fld.message_type.fields_by_name["key"]
-            value_fld = fld.message_type.fields_by_name["value"]
+        if is_map(fld):
+            key_fld = message_of(fld).fields_by_name["key"]
+            value_fld = message_of(fld).fields_by_name["value"]
             value_encode = self._single(value_fld)
             key_encode = _map_key(key_fld)
             return (
@@ -124,7 +144,7 @@ class Codec:
                 )
             return (name, _ALWAYS, lambda values: [single(v) for v in values], None)
         if fld.type == FieldDescriptor.TYPE_MESSAGE and fld.containing_oneof is None:
-            return (name, _PRESENCE, single, self.zero_value(fld.message_type))
+            return (name, _PRESENCE, single, self.zero_value(message_of(fld)))
         if fld.has_presence:
             return (name, _PRESENCE, single, _OMIT)
         if fld.type == FieldDescriptor.TYPE_ENUM:
@@ -142,8 +162,8 @@ class Codec:
         for fld in desc.fields:
             if (
                 _is_singular_message(fld)
-                and not is_well_known(fld.message_type)
-                and self.zero_value(fld.message_type, seen) is None
+                and not is_well_known(message_of(fld))
+                and self.zero_value(message_of(fld), seen) is None
             ):
                 self._zero[desc.full_name] = None
                 return None
@@ -154,12 +174,10 @@ class Codec:
     def _single(self, fld: FieldDescriptor) -> Encoder:
         kind = fld.type
         if kind == FieldDescriptor.TYPE_MESSAGE:
-            desc = fld.message_type
+            desc = message_of(fld)
             return lambda m: self.encoder(desc)(m)  # noqa: PLW0108 (resolved lazily: recursion)
         if kind == FieldDescriptor.TYPE_ENUM:
-            names = {
-                v.number: enum_short_name(fld.enum_type, v.number) for v in fld.enum_type.values
-            }
+            names = {v.number: enum_short_name(enum_of(fld), v.number) for v in enum_of(fld).values}
             names[0] = None
             return lambda number: names.get(number, number)
         if kind == FieldDescriptor.TYPE_BYTES:
@@ -182,7 +200,7 @@ class Codec:
             raise DecodeError("JSON body is nested too deeply", path) from exc
 
     def _decode_message(self, value: Any, msg: Message, path: str) -> None:
-        desc = msg.DESCRIPTOR
+        desc = _descriptor(msg)
         if is_well_known(desc):
             try:
                 json_format.ParseDict(value, msg)
@@ -208,11 +226,11 @@ class Codec:
 
     def _decode_field(self, fld: FieldDescriptor, item: Any, msg: Message, path: str) -> None:
         target: Any = getattr(msg, fld.name)
-        if _is_map(fld):
+        if is_map(fld):
             if not isinstance(item, dict):
                 raise DecodeError(f"{path}: must be a JSON object", path)
-            key_fld = fld.message_type.fields_by_name["key"]
-            value_fld = fld.message_type.fields_by_name["value"]
+            key_fld = message_of(fld).fields_by_name["key"]
+            value_fld = message_of(fld).fields_by_name["value"]
             for key, val in item.items():
                 entry = f"{path}[{key}]"
                 parsed_key = self.scalar_from_text(key_fld, key, entry)
@@ -258,10 +276,10 @@ class Codec:
             return value
         if kind == FieldDescriptor.TYPE_ENUM:
             if isinstance(value, int) and not isinstance(value, bool):
-                return self.enum_number(fld.enum_type, str(value), path)
+                return self.enum_number(enum_of(fld), str(value), path)
             if not isinstance(value, str):
                 raise DecodeError(f"{path}: must be a string", path)
-            return self.enum_number(fld.enum_type, value, path)
+            return self.enum_number(enum_of(fld), value, path)
         if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise DecodeError(f"{path}: must be a number", path)
@@ -289,7 +307,7 @@ class Codec:
                 raise DecodeError(f"{path}: must be true or false", path)
             return _BOOLS[lowered]
         if kind == FieldDescriptor.TYPE_ENUM:
-            return self.enum_number(fld.enum_type, text, path)
+            return self.enum_number(enum_of(fld), text, path)
         if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
             if text in _SPECIAL_FLOATS:
                 return _SPECIAL_FLOATS[text]
@@ -396,8 +414,9 @@ def _float(value: float) -> Any:
     return value
 
 
-def _is_map(fld: FieldDescriptor) -> bool:
-    return fld.type == FieldDescriptor.TYPE_MESSAGE and fld.message_type.GetOptions().map_entry
+def is_map(fld: FieldDescriptor) -> bool:
+    """True for map fields (a repeated message with the map_entry option)."""
+    return fld.type == FieldDescriptor.TYPE_MESSAGE and message_of(fld).GetOptions().map_entry
 
 
 def _map_key(fld: FieldDescriptor) -> Callable[[Any], str]:

@@ -20,10 +20,9 @@ from rest_bridge.status import STATUS_TABLE, ApiError
 
 log = logging.getLogger(__name__)
 
-# HTTP status of a framework HTTPException -> the gRPC code whose envelope it gets.
+# HTTP status of an HTTPException that Starlette or FastAPI raises -> the gRPC code whose
+# envelope it gets (the reverse direction of status.STATUS_TABLE, for the framework's statuses).
 _HTTP_TO_CODE: dict[int, grpc.StatusCode] = {
-    status: code for code, (status, _) in STATUS_TABLE.items() if code is not grpc.StatusCode.OK
-} | {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
     405: grpc.StatusCode.UNIMPLEMENTED,

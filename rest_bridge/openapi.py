@@ -14,7 +14,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from rest_bridge.codec import enum_short_name, is_well_known
+from rest_bridge.codec import enum_of, enum_short_name, is_map, is_well_known, message_of
 from rest_bridge.routes import Route, RouteTable
 from rest_bridge.schema import Schema
 from rest_bridge.status import STATUS_TABLE
@@ -135,8 +135,8 @@ class _Builder:
         return out
 
     def field_schema(self, fld: FieldDescriptor) -> dict[str, Any]:
-        if fld.message_type is not None and fld.message_type.GetOptions().map_entry:
-            value = fld.message_type.fields_by_name["value"]
+        if is_map(fld):
+            value = message_of(fld).fields_by_name["value"]
             return {"type": "object", "additionalProperties": self.single(value)}
         single = self.single(fld)
         if fld.is_repeated:
@@ -145,12 +145,11 @@ class _Builder:
 
     def single(self, fld: FieldDescriptor) -> dict[str, Any]:
         if fld.type == FieldDescriptor.TYPE_MESSAGE:
-            return self.message_ref(fld.message_type)
+            return self.message_ref(message_of(fld))
         if fld.type == FieldDescriptor.TYPE_ENUM:
+            enum = enum_of(fld)
             names = [
-                n
-                for v in fld.enum_type.values
-                if v.number != 0 and (n := enum_short_name(fld.enum_type, v.number))
+                n for v in enum.values if v.number != 0 and (n := enum_short_name(enum, v.number))
             ]
             return {"type": "string", "enum": names}
         return dict(_SCALARS[fld.type])
@@ -159,7 +158,9 @@ class _Builder:
 def _output_only(fld: FieldDescriptor) -> bool:
     options = descriptor_pb2.FieldOptions()
     options.ParseFromString(fld.GetOptions().SerializeToString())
-    return field_behavior_pb2.OUTPUT_ONLY in options.Extensions[field_behavior_pb2.field_behavior]
+    extension: Any = field_behavior_pb2.field_behavior
+    behaviors: list[int] = list(options.Extensions[extension])
+    return field_behavior_pb2.OUTPUT_ONLY in behaviors
 
 
 def _always_emitted(fld: FieldDescriptor) -> bool:
@@ -167,7 +168,7 @@ def _always_emitted(fld: FieldDescriptor) -> bool:
     if fld.is_repeated:
         return True
     if fld.type == FieldDescriptor.TYPE_MESSAGE:
-        return fld.containing_oneof is None and not is_well_known(fld.message_type)
+        return fld.containing_oneof is None and not is_well_known(message_of(fld))
     return not fld.has_presence
 
 
@@ -269,13 +270,12 @@ def _query_parameters(
         name = prefix + fld.name
         if name in bound or fld.full_name in seen:
             continue
-        if fld.message_type is not None and fld.message_type.GetOptions().map_entry:
+        if is_map(fld):
             continue
-        if fld.type == FieldDescriptor.TYPE_MESSAGE and not is_well_known(fld.message_type):
+        if fld.type == FieldDescriptor.TYPE_MESSAGE and not is_well_known(message_of(fld)):
             if not fld.is_repeated:
-                out += _query_parameters(
-                    builder, fld.message_type, name + ".", bound, seen | {fld.full_name}
-                )
+                nested = message_of(fld)
+                out += _query_parameters(builder, nested, name + ".", bound, seen | {fld.full_name})
             continue
         schema = builder.single(fld)
         if fld.is_repeated:

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from google.api import annotations_pb2  # registers the google.api.http option for parsing
+from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
 
 DEFAULT_SERVICES = ("checkpoint.v1.CheckpointService",)
@@ -36,12 +37,16 @@ class Schema:
     def message_class(self, desc: descriptor.Descriptor) -> type[message.Message]:
         return message_factory.GetMessageClass(desc)
 
-    def http_rule(self, method: descriptor.MethodDescriptor) -> annotations_pb2.http | None:  # type: ignore[valid-type]
+    def http_rule(self, method: descriptor.MethodDescriptor) -> http_pb2.HttpRule | None:
+        """The method's google.api.http option, None when it has none."""
+        # Re-parsed through the default pool's MethodOptions, where the extension is registered.
         options = descriptor_pb2.MethodOptions()
         options.ParseFromString(method.GetOptions().SerializeToString())
-        if not options.HasExtension(annotations_pb2.http):
+        extension: Any = annotations_pb2.http
+        if not options.HasExtension(extension):
             return None
-        return options.Extensions[annotations_pb2.http]
+        rule: http_pb2.HttpRule = options.Extensions[extension]
+        return rule
 
 
 def load_schema(path: Path, service_names: Sequence[str] = DEFAULT_SERVICES) -> Schema:

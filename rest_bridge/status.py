@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import google.rpc.error_details_pb2 as error_details_pb2
 import grpc
-from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from starlette.responses import Response
 
@@ -85,8 +85,8 @@ class ApiError(Exception):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> ApiError:
         """Read code, message and rich details (BadRequest, RetryInfo) from a failed call."""
-        code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-        message: str = error.details() or ""  # type: ignore[attr-defined]
+        code: grpc.StatusCode = error.code()
+        message: str = error.details() or ""
         try:
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
         except ValueError:

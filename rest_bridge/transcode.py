@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import field_mask_pb2
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from rest_bridge.codec import Codec, DecodeError, is_well_known
+from rest_bridge.codec import Codec, DecodeError, is_map, is_well_known, message_of
 from rest_bridge.routes import Route, resolve_field
 
 _MASK = "google.protobuf.FieldMask"
@@ -102,7 +102,7 @@ def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_pa
         target = getattr(target, fld.name)
     fld = _field(target, parts[-1])
     where = dotted
-    if fld.message_type is not None and fld.message_type.GetOptions().map_entry:
+    if is_map(fld):
         raise DecodeError(
             f"query parameter {where!r} is a map, which the query string cannot set", where
         )
@@ -139,7 +139,7 @@ def _field(msg: Any, name: str) -> FieldDescriptor:
 def _well_known_from_text(
     codec: Codec, msg: Any, fld: FieldDescriptor, text: str, where: str
 ) -> None:
-    desc = fld.message_type
+    desc = message_of(fld)
     if not is_well_known(desc):
         raise DecodeError(
             f"query parameter {where!r} is a message; name one of its fields, e.g. {where}.<field>",
@@ -159,24 +159,24 @@ def _infer_update_mask(
     route: Route, request: Message, body_value: Any, query: Sequence[tuple[str, str]]
 ) -> None:
     body_fld = route.body_field
-    mask_fld = request.DESCRIPTOR.fields_by_name.get("update_mask")
+    mask_fld = route.rpc.input_type.fields_by_name.get("update_mask")
     if (
         route.http_method != "PATCH"
         or body_fld is None
         or body_fld.type != FieldDescriptor.TYPE_MESSAGE
         or mask_fld is None
-        or mask_fld.message_type is None
-        or mask_fld.message_type.full_name != _MASK
+        or mask_fld.type != FieldDescriptor.TYPE_MESSAGE
+        or message_of(mask_fld).full_name != _MASK
         or request.HasField("update_mask")
         or not isinstance(body_value, dict)
     ):
         return
     mask: field_mask_pb2.FieldMask = getattr(request, "update_mask")  # noqa: B009
     mask.SetInParent()
-    mask.paths.extend(_json_paths(body_value, body_fld.message_type))
+    mask.paths.extend(_json_paths(body_value, message_of(body_fld)))
 
 
-def _json_paths(value: dict[str, Any], desc: Any, prefix: str = "") -> list[str]:
+def _json_paths(value: dict[str, Any], desc: Descriptor, prefix: str = "") -> list[str]:
     paths: list[str] = []
     for key, item in value.items():
         fld = desc.fields_by_name.get(key) or next(
@@ -188,11 +188,11 @@ def _json_paths(value: dict[str, Any], desc: Any, prefix: str = "") -> list[str]
         nested = (
             fld.type == FieldDescriptor.TYPE_MESSAGE
             and not fld.is_repeated
-            and not is_well_known(fld.message_type)
+            and not is_well_known(message_of(fld))
             and isinstance(item, dict)
             and item
         )
-        paths.extend(_json_paths(item, fld.message_type, path + ".") if nested else [path])
+        paths.extend(_json_paths(item, message_of(fld), path + ".") if nested else [path])
     return paths
 
 

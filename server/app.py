@@ -59,7 +59,7 @@ async def create_server(
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))
     svc_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(store, pages), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:

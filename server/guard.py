@@ -32,18 +32,20 @@ class _Undecodable:
         self.error = error
 
 
-class CallGuard(grpc.aio.ServerInterceptor):
+class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, auth: Authenticator, limiter: RateLimiter) -> None:
         self._auth, self._limiter = auth, limiter
         # One wrapped handler per method, built on first use (no per-call allocation of it).
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        method: str = handler_call_details.method
         cached = self._handlers.get(method)
         if cached is not None:
             return cached
@@ -51,7 +53,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._guarded(method, handler.unary_unary),
+            self._guarded(method, handler.unary_unary),  # type: ignore[arg-type]
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

@@ -42,7 +42,7 @@ def enable_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> 
     """Serve reflection v1 and v1alpha for service_names (the reflection services included)."""
     _register_v1_descriptor()
     names = [*service_names, reflection.SERVICE_NAME, V1_SERVICE]
-    servicer = reflection.aio.ReflectionServicer(names)
+    servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
     reflection.enable_server_reflection(names, server)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
