@@ -59,6 +59,7 @@ run: setup ## Start gRPC (127.0.0.1:50051) and REST (127.0.0.1:8080) with demons
 	$(BIN)/python scripts/run_demo.py --dir $(RUN_DIR)
 
 bench: setup ## Load the real processes with wrk and h2load; prints and saves the table.
+	bash scripts/ensure_bench_tools.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 BENCH_ARGS ?=

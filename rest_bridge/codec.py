@@ -1,12 +1,14 @@
-"""Protobuf <-> JSON as the contract maps it: proto3 JSON with three named deviations.
+"""Protobuf <-> JSON as the contract maps it: proto3 JSON with four named deviations.
 
-Thin over `google.protobuf.json_format`, with encoders compiled once per message type:
+Encoders and decoders are compiled once per message type, and `google.protobuf.json_format`
+handles the other well-known types. The deviations from proto3 JSON:
 
 1. Field names are the proto names (display_name), and every field without presence is
    emitted, zero values included; unset message fields render as their zero-valued message
    (null for well-known types and for recursive types, which have no finite zero value).
-2. 64-bit integers are JSON numbers, not strings; input accepts a number or a numeric string.
-3. Enums are their lowercase value name without the type prefix (CHECKPOINT_STATE_READY ->
+2. FieldMask paths are proto names too ("display_name,state"); lowerCamelCase is accepted.
+3. 64-bit integers are JSON numbers, not strings; input accepts a number or a numeric string.
+4. Enums are their lowercase value name without the type prefix (CHECKPOINT_STATE_READY ->
    "ready"); the zero ("unspecified") value is never emitted. Input accepts the short name, the
    full name or the number.
 
@@ -28,6 +30,8 @@ from google.protobuf.message import Message
 Encoder = Callable[[Any], Any]
 
 _WRAPPERS_64 = frozenset({"google.protobuf.Int64Value", "google.protobuf.UInt64Value"})
+_FIELD_MASK = "google.protobuf.FieldMask"
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 class DecodeError(ValueError):
@@ -201,6 +205,11 @@ class Codec:
 
     def _decode_message(self, value: Any, msg: Message, path: str) -> None:
         desc = _descriptor(msg)
+        if desc.full_name == _FIELD_MASK:
+            if not isinstance(value, str):
+                raise DecodeError(f"{_name(path)}: {_well_known_problem(desc)}", path)
+            msg.paths.extend(_mask_paths(value))  # type: ignore[attr-defined]
+            return
         if is_well_known(desc):
             try:
                 json_format.ParseDict(value, msg)
@@ -432,7 +441,17 @@ def _by_json_name(desc: Descriptor, key: str) -> FieldDescriptor | None:
     return None
 
 
+def _mask_paths(text: str) -> list[str]:
+    """FieldMask paths from a comma list, in proto (snake_case) names; lowerCamelCase accepted."""
+    return [
+        _CAMEL_HUMP.sub(r"_\1", part.strip()).lower() for part in text.split(",") if part.strip()
+    ]
+
+
 def _well_known_encoder(desc: Descriptor) -> Encoder:
     if desc.full_name in _WRAPPERS_64:
         return lambda m: int(m.value)
+    if desc.full_name == _FIELD_MASK:
+        # Proto field names, as everywhere in this API (not proto3 JSON's lowerCamelCase).
+        return lambda m: ",".join(m.paths)
     return lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)

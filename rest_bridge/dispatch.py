@@ -6,6 +6,7 @@ path against the route table, and renders every failure through status.ApiError.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.metadata import deadline, outbound, request_id
-from rest_bridge.routes import Route, RouteTable
+from rest_bridge.routes import RESERVED_PATHS, Route, RouteTable
 from rest_bridge.status import JSON_TYPE, ApiError
 from rest_bridge.transcode import to_request
 
@@ -54,7 +55,10 @@ class Transcoder(BaseRoute):
         }
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        return (Match.FULL, {}) if scope["type"] == "http" else (Match.NONE, {})
+        # The bridge's own paths belong to their routes, which answer 405 for other methods.
+        if scope["type"] != "http" or scope["path"] in RESERVED_PATHS:
+            return Match.NONE, {}
+        return Match.FULL, {}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NotImplementedError  # pragma: no cover - never used for reverse routing
@@ -131,11 +135,20 @@ class Transcoder(BaseRoute):
             raise too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            # A client that never finishes its body must not hold a slot forever.
+            async with asyncio.timeout(self._timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ApiError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the request body did not arrive within {self._timeout:g} s",
+                http_status=408,
+            ) from None
         return b"".join(chunks)
 
 

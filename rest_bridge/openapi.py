@@ -2,8 +2,9 @@
 
 Descriptions come from the proto comments. Every operation documents the 200 `{"data": ...}`
 envelope and the error envelopes of the seed page (401, 403, 404, 409, 422, 429, 503, 504 and
-default). A schema's `required` lists the fields the bridge always emits; output-only fields
-(google.api.field_behavior OUTPUT_ONLY) are readOnly, so they are required in responses only.
+default). A response schema's `required` lists the fields the bridge always emits; request
+bodies use `.Input` variants with nothing required. Output-only fields
+(google.api.field_behavior OUTPUT_ONLY) are readOnly.
 """
 
 from __future__ import annotations
@@ -102,20 +103,22 @@ class _Builder:
     def comment(self, full_name: str) -> str:
         return self.schema.comments.get(full_name, "")
 
-    def message_ref(self, desc: Descriptor) -> dict[str, Any]:
+    def message_ref(self, desc: Descriptor, output: bool = True) -> dict[str, Any]:
+        """A reference to the schema of a message: as the bridge writes it (output), or as a
+        client sends it (input: nothing required, since every field has a default)."""
         if is_well_known(desc):
             return dict(_WELL_KNOWN.get(desc.full_name, {}))
-        name = desc.full_name
+        name = desc.full_name if output else f"{desc.full_name}.Input"
         if name not in self.components:
             self.components[name] = {}  # placeholder first: recursive types refer to themselves
-            self.components[name] = self._message_schema(desc)
+            self.components[name] = self._message_schema(desc, output)
         return {"$ref": f"#/components/schemas/{name}"}
 
-    def _message_schema(self, desc: Descriptor) -> dict[str, Any]:
+    def _message_schema(self, desc: Descriptor, output: bool) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for fld in desc.fields:
-            prop = self.field_schema(fld)
+            prop = self.field_schema(fld, output)
             description = self.comment(fld.full_name)
             if "$ref" in prop:
                 prop = {"allOf": [prop]}
@@ -124,7 +127,7 @@ class _Builder:
             if _output_only(fld):
                 prop["readOnly"] = True
             properties[fld.name] = prop
-            if _always_emitted(fld):
+            if output and _always_emitted(fld):
                 required.append(fld.name)
         out: dict[str, Any] = {"type": "object", "properties": properties}
         if required:
@@ -134,18 +137,18 @@ class _Builder:
             out["description"] = description
         return out
 
-    def field_schema(self, fld: FieldDescriptor) -> dict[str, Any]:
+    def field_schema(self, fld: FieldDescriptor, output: bool = True) -> dict[str, Any]:
         if is_map(fld):
             value = message_of(fld).fields_by_name["value"]
-            return {"type": "object", "additionalProperties": self.single(value)}
-        single = self.single(fld)
+            return {"type": "object", "additionalProperties": self.single(value, output)}
+        single = self.single(fld, output)
         if fld.is_repeated:
             return {"type": "array", "items": single}
         return single
 
-    def single(self, fld: FieldDescriptor) -> dict[str, Any]:
+    def single(self, fld: FieldDescriptor, output: bool = True) -> dict[str, Any]:
         if fld.type == FieldDescriptor.TYPE_MESSAGE:
-            return self.message_ref(message_of(fld))
+            return self.message_ref(message_of(fld), output)
         if fld.type == FieldDescriptor.TYPE_ENUM:
             enum = enum_of(fld)
             names = [
@@ -255,9 +258,10 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
     }
     if route.body:
         if route.body == "*":
-            body_schema = builder.message_ref(method.input_type)
+            body_schema = builder.message_ref(method.input_type, output=False)
         else:
-            body_schema = builder.field_schema(method.input_type.fields_by_name[route.body])
+            body_fld = method.input_type.fields_by_name[route.body]
+            body_schema = builder.field_schema(body_fld, output=False)
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body_schema}}}
     return operation
 

@@ -51,6 +51,7 @@ LOCAL_MESSAGES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.UNIMPLEMENTED: "this method is not implemented by the checkpoint service",
     grpc.StatusCode.DATA_LOSS: "internal error",
 }
+OVERLOADED = "the checkpoint service is overloaded; retry later"
 JSON_TYPE = "application/json"
 # Returned when rendering an error itself fails: a constant, like grpc-gateway's fallback.
 FALLBACK_BODY = b'{"error": {"code": "internal", "message": "internal error"}}'
@@ -104,11 +105,12 @@ class ApiError(Exception):
                 retry_after = info.retry_delay.ToTimedelta().total_seconds()
         if status is None and code in LOCAL_MESSAGES:
             message = LOCAL_MESSAGES[code]
-        http_status = None
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is None:
-            # Only a rate limit (RetryInfo) is a 429; a size limit is the bridge's problem.
-            code, message = grpc.StatusCode.INTERNAL, "a message exceeded a size limit"
-        return cls(code, message, tuple(violations), http_status, retry_after=retry_after)
+            # Only a rate limit (RetryInfo) is a 429 (api-contract.md). Without it, grpcio is
+            # shedding load (its concurrent-RPC cap) or refusing a message size: both are the
+            # service's condition, not the client's, so the client may retry shortly.
+            code, message, retry_after = grpc.StatusCode.UNAVAILABLE, OVERLOADED, 1.0
+        return cls(code, message, tuple(violations), retry_after=retry_after)
 
     @property
     def status(self) -> int:

@@ -11,11 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rest_bridge.config import BridgeConfig
 from server.app import create_server
 from server.config import (
     DEFAULT_DATABASE,
+    DEFAULT_DB_POOL_SIZE,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_LISTEN,
+    DEFAULT_MAX_CONCURRENT_RPCS,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TOKENS,
@@ -23,6 +26,7 @@ from server.config import (
 )
 from server.errors import CheckpointError
 from server.importer import import_checkpoints, read_import_file
+from server.rest import serve_rest
 from server.store import open_store
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
@@ -53,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="HOST:PORT to listen on; port 0 picks a free one [CHECKPOINT_LISTEN]",
     )
     _database_flag(serve)
+    serve.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=int(_env("CHECKPOINT_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)),
+        help="PostgreSQL connections this server keeps open; SQLite ignores it "
+        "[CHECKPOINT_DB_POOL_SIZE]",
+    )
     _tokens_flag(serve)
     serve.add_argument(
         "--rate-limit",
@@ -71,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=float(_env("CHECKPOINT_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
         help="seconds in-flight calls may finish after SIGTERM [CHECKPOINT_GRACE_SECONDS]",
+    )
+    serve.add_argument(
+        "--rest-listen",
+        default=_env("CHECKPOINT_INPROCESS_REST_LISTEN", ""),
+        help="also serve the REST bridge on HOST:PORT from this process, calling the servicer "
+        "without a network hop (same auth, rate limits and errors); empty for none "
+        "[CHECKPOINT_INPROCESS_REST_LISTEN]",
+    )
+    serve.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=int(_env("CHECKPOINT_MAX_CONCURRENT_RPCS", DEFAULT_MAX_CONCURRENT_RPCS)),
+        help="calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued "
+        "[CHECKPOINT_MAX_CONCURRENT_RPCS]",
     )
 
     token = commands.add_parser("token", help="manage bearer tokens")
@@ -106,7 +131,7 @@ def _database_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
         default=_env("CHECKPOINT_DATABASE", DEFAULT_DATABASE),
-        help="database URL: sqlite:///PATH [CHECKPOINT_DATABASE]",
+        help="database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB [CHECKPOINT_DATABASE]",
     )
 
 
@@ -119,20 +144,28 @@ def _tokens_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def serve(config: ServerConfig) -> None:
+async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
     tokens = load_tokens(config.tokens_file)
-    store = open_store(config.database)
+    store = open_store(config.database, config.db_pool_size)
     running = await create_server(config, store, tokens)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
+    rest = None
+    if rest_listen and running.local is not None:
+        rest = await serve_rest(rest_listen, running.local, BridgeConfig(listen=rest_listen))
+        print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(running.follow_store(store))
     await stop.wait()
     log.info("shutting down: finishing in-flight calls for up to %.1f s", config.grace_seconds)
+    watcher.cancel()
     await running.set_serving(False)
+    if rest is not None:
+        await rest.stop()
     await running.server.stop(config.grace_seconds)
     await store.close()
 
@@ -156,12 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = ServerConfig(
                 listen=args.listen,
                 database=args.database,
+                db_pool_size=args.db_pool_size,
                 tokens_file=args.tokens,
                 rate_limit=args.rate_limit,
                 rate_burst=args.rate_burst,
                 grace_seconds=args.grace,
+                max_concurrent_rpcs=args.max_concurrent_rpcs,
             )
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, args.rest_listen))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)

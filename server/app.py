@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,13 +14,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.auth import SERVICE, Authenticator
 from server.config import ServerConfig
+from server.errors import CheckpointError
 from server.guard import CallGuard
+from server.inprocess import LocalChannel
 from server.paging import PageTokens
 from server.ratelimit import RateLimiter
 from server.reflection import enable_reflection
 from server.servicer import CheckpointServicer
 from server.store import Store
 from server.tokens import TokenRecord
+
+log = logging.getLogger(__name__)
 
 PAGE_TOKEN_SECRET = "page_token_key"  # noqa: S105 (the name of a key kept in the store)
 
@@ -28,6 +34,8 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer  # type: ignore[name-defined]
+    local: LocalChannel | None = None
+    """A channel to the same guarded handlers without a network hop (serve --rest-listen)."""
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -37,6 +45,21 @@ class RunningServer:
         )
         for name in ("", SERVICE):
             await self.health.set(name, status)
+
+    async def follow_store(self, store: Store, interval: float = 1.0) -> None:
+        """Keep health in step with the store: NOT_SERVING while it cannot answer."""
+        serving = True
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(store.ping(), timeout=interval)
+                healthy = True
+            except (CheckpointError, TimeoutError):
+                healthy = False
+            if healthy != serving:
+                log.warning("store is %s", "reachable again" if healthy else "unreachable")
+                serving = healthy
+                await self.set_serving(serving)
 
 
 async def create_server(
@@ -50,6 +73,7 @@ async def create_server(
     guard = CallGuard(Authenticator(tokens), RateLimiter(config.rate_limit, config.rate_burst))
     server = grpc.aio.server(
         interceptors=[guard],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -57,9 +81,18 @@ async def create_server(
         ],
     )
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))
-    svc_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(store, pages), server)
+    servicer = CheckpointServicer(store, pages)
+    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
+    # The same servicers behind the same guard (one rate-limit bucket per token), in-process.
+    local = LocalChannel(
+        [guard],
+        max_message_bytes=config.max_message_bytes,
+        max_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, local.as_server())
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, local.as_server())  # type: ignore[no-untyped-call]
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:
@@ -67,6 +100,6 @@ async def create_server(
     except RuntimeError as exc:
         raise RuntimeError(f"cannot listen on {config.listen}: {exc}") from exc
     await server.start()
-    running = RunningServer(server=server, port=port, health=health_servicer)
+    running = RunningServer(server=server, port=port, health=health_servicer, local=local)
     await running.set_serving(True)
     return running

@@ -7,17 +7,21 @@ from pathlib import Path
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DATABASE = "sqlite:///checkpoints.db"
+DEFAULT_DB_POOL_SIZE = 10
 DEFAULT_TOKENS = Path("tokens.json")
 DEFAULT_RATE_LIMIT = 100.0
 DEFAULT_RATE_BURST = 200
 DEFAULT_GRACE_SECONDS = 10.0
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+DEFAULT_MAX_CONCURRENT_RPCS = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen: str = DEFAULT_LISTEN
     database: str = DEFAULT_DATABASE
+    db_pool_size: int = DEFAULT_DB_POOL_SIZE
+    """PostgreSQL connections this server keeps; the SQLite store ignores it."""
     tokens_file: Path = DEFAULT_TOKENS
     rate_limit: float = DEFAULT_RATE_LIMIT
     """Requests per second per token; 0 turns rate limiting off."""
@@ -25,3 +29,5 @@ class ServerConfig:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     """How long in-flight calls may run on after SIGTERM."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    """Calls handled at once; grpcio refuses more with RESOURCE_EXHAUSTED instead of queueing."""

@@ -54,15 +54,28 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, pool_size: int = 10) -> Store:
     """Open the store a URL names: sqlite:///PATH (the default engine) or postgresql://....
 
+    postgres:// is another spelling of postgresql://. pool_size is the number of PostgreSQL
+    connections each replica keeps (the SQLite store has one writer and ignores it). SQLite is
+    opened and migrated here; PostgreSQL, whose pool is asynchronous, connects and migrates on
+    the store's first call (the server makes one at startup), raising Unavailable there.
+
     Raises:
-        InvalidArgument: the URL's scheme is not one the service knows.
+        InvalidArgument: the URL's scheme is not one the service knows, or the URL is invalid.
+        Unavailable: the SQLite database cannot be opened.
     """
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from server.store._sqlite import SQLiteStore
 
         return SQLiteStore.open(url)
-    raise InvalidArgument(f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH")
+    if scheme in ("postgresql", "postgres"):
+        # Imported here so that a SQLite deployment never loads the PostgreSQL driver.
+        from server.store._postgres import PostgresStore
+
+        return PostgresStore.open(url, pool_size=pool_size)
+    raise InvalidArgument(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH or postgresql://..."
+    )

@@ -30,3 +30,38 @@ SQLITE_MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
+
+# The same schema for PostgreSQL: identity seq for keyset paging, uuid ids, timestamptz times
+# (microseconds, like Python's datetime). Constraint names are what the store's error translation
+# reads (a unique violation on checkpoints_display_name_key is AlreadyExists).
+POSTGRES_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """
+            CREATE TABLE checkpoints (
+                seq                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id                 uuid        NOT NULL,
+                display_name       text        NOT NULL,
+                limit_memory_mib   bigint      NOT NULL,
+                request_memory_mib bigint      NOT NULL,
+                request_vcpus      bigint      NOT NULL,
+                state              text        NOT NULL,
+                create_time        timestamptz NOT NULL,
+                update_time        timestamptz NOT NULL,
+                version            bigint      NOT NULL,
+                CONSTRAINT checkpoints_id_key UNIQUE (id),
+                CONSTRAINT checkpoints_display_name_key UNIQUE (display_name),
+                CONSTRAINT checkpoints_request_memory_mib_check CHECK (request_memory_mib >= 1),
+                CONSTRAINT checkpoints_request_vcpus_check CHECK (request_vcpus >= 1),
+                CONSTRAINT checkpoints_limit_memory_mib_check
+                    CHECK (limit_memory_mib >= request_memory_mib),
+                CONSTRAINT checkpoints_state_check
+                    CHECK (state IN ('creating', 'ready', 'failed', 'deleting'))
+            )
+            """,
+            "CREATE INDEX checkpoints_state_seq ON checkpoints (state, seq)",
+            "CREATE TABLE store_secrets (name text PRIMARY KEY, value bytea NOT NULL)",
+        ],
+    ),
+]

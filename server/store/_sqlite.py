@@ -192,6 +192,8 @@ class SQLiteStore:
         return await self._write(run)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer_pool.submit(self._writer.close).result()
         self._writer_pool.shutdown(wait=True)
         self._reader.close()
 

@@ -1,0 +1,144 @@
+"""The processes a benchmark runs: started with logs in files, waited for, measured, stopped.
+
+Every wait is bounded; every process is stopped with SIGTERM, then SIGKILL. CPU time and memory
+come from /proc, so they are the process's own figures, not the load generator's view.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def script(name: str) -> str:
+    """A console script of this project: the one beside the running interpreter."""
+    candidate = Path(sys.executable).parent / name
+    if not candidate.exists():
+        raise RuntimeError(f"{candidate} is missing: run `make setup`")
+    return str(candidate)
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Proc:
+    """A started process whose stdout and stderr go to files, so no pipe can fill up."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def tail(self) -> str:
+        out = self.stdout.read_text(errors="replace")[-2000:]
+        err = self.stderr.read_text(errors="replace")[-3000:]
+        return f"--- {self.name} stdout\n{out}\n--- {self.name} stderr\n{err}"
+
+    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+        """The first match of pattern in stdout, polled until timeout.
+
+        Raises:
+            RuntimeError: the process exited or printed no match in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(pattern, self.stdout.read_text(errors="replace"))
+            if found is not None:
+                return found
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.popen.returncode}\n{self.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} printed no {pattern!r}\n{self.tail()}")
+            time.sleep(0.05)
+
+    def wait_http(self, url: str, timeout: float = START_TIMEOUT) -> None:
+        """Poll url until it answers 200.
+
+        Raises:
+            RuntimeError: the process exited or url never answered 200 in time.
+        """
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2.0) as reply:  # noqa: S310 (http://127.0.0.1)
+                    if reply.status == 200:
+                        return
+                    last = str(reply.status)
+            except (OSError, urllib.error.URLError) as exc:
+                last = repr(exc)
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.popen.returncode}\n{self.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never answered 200 (last: {last})\n{self.tail()}")
+            time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS (resident now) and VmHWM (peak resident) in KiB."""
+        found: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+        return found
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                return self.popen.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait(timeout=STOP_TIMEOUT)
+
+
+def start(
+    name: str, args: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None
+) -> Proc:
+    """Start args with stdout and stderr in log_dir/NAME.out and NAME.err."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        popen = subprocess.Popen(
+            list(args),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    return Proc(name=name, popen=popen, stdout=stdout, stderr=stderr)

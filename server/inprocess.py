@@ -1,0 +1,454 @@
+"""An in-process grpc.aio.Channel: calls reach the servicer without a network hop.
+
+`checkpoint-server serve --rest-listen HOST:PORT` serves the REST bridge from the server's own
+process (server.rest). The bridge talks to a grpc.aio.Channel; LocalChannel is one whose calls
+never touch the network, yet go through what a call off the wire goes through in grpc's aio server:
+
+- the handler is the one registered for the method: the generated add_*Servicer_to_server
+  functions register the same servicers on the real server and on this channel;
+- the server's interceptors (server.guard.CallGuard: auth, rate limit, error translation) run
+  around it, with the caller's metadata as the invocation metadata, and share their state (one
+  rate-limit bucket per token, whichever door a call comes through);
+- request and response cross as bytes through the real serializers, under the server's message
+  size limit;
+- the caller's timeout is the deadline (asyncio.timeout); an abort, a status set on the context,
+  an unexpected exception, an unknown method or a missed deadline become the grpc.aio.AioRpcError
+  that a network client would see: same code, details and trailing metadata (rich status).
+
+So a REST call answers exactly what it answers through a separate bridge process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+from grpc.aio import Metadata
+
+log = logging.getLogger(__name__)
+
+_MetadataPairs = tuple[tuple[str, str | bytes], ...]
+if TYPE_CHECKING:  # grpc's runtime classes are not generic; its stubs are
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+    _Lookup = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
+
+
+class _CallDetails(grpc.HandlerCallDetails):
+    """What interceptors and generic handlers are told about a call."""
+
+    __slots__ = ("invocation_metadata", "method")
+
+    def __init__(self, method: str, metadata: _MetadataPairs) -> None:
+        self.method = method
+        self.invocation_metadata = metadata
+
+
+def _rpc_error(
+    code: grpc.StatusCode, details: str, trailing: Iterable[tuple[str, str | bytes]] = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, Metadata(), Metadata(*trailing), details, "in-process call (no network)"
+    )
+
+
+class LocalContext(grpc.aio.ServicerContext[Any, Any]):
+    """The servicer context of an in-process unary call: metadata in, status and trailers out.
+
+    abort raises grpc.aio.AbortError, as grpc's does, so code that tells an abort from a failure
+    (the call guard does) behaves the same; LocalChannel turns it into an AioRpcError.
+    """
+
+    def __init__(self, metadata: _MetadataPairs, deadline: float | None) -> None:
+        self._metadata = metadata
+        self._deadline = deadline
+        self._code: grpc.StatusCode | None = None
+        self._details: str | None = None
+        self._trailing: _MetadataPairs = ()
+        self._aborted = False
+
+    # -- what servicers and interceptors use ----------------------------------------------------
+
+    def invocation_metadata(self) -> Any:
+        return self._metadata
+
+    async def abort(
+        self,
+        code: grpc.StatusCode,
+        details: str = "",
+        trailing_metadata: Any = (),
+    ) -> Any:
+        if self._aborted:
+            raise grpc.aio.UsageError("Abort already called!")
+        self._aborted = True
+        self._code, self._details = code, details
+        if trailing_metadata:
+            self._trailing = tuple(trailing_metadata)
+        raise grpc.aio.AbortError("Locally aborted.")
+
+    async def abort_with_status(self, status: grpc.Status) -> Any:
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        self._trailing = tuple(trailing_metadata)
+
+    def code(self) -> Any:
+        return self._code
+
+    def details(self) -> Any:
+        return self._details
+
+    def trailing_metadata(self) -> Any:
+        return self._trailing
+
+    def time_remaining(self) -> Any:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def failure(self) -> grpc.aio.AioRpcError | None:
+        """The error the caller gets for the status set on this context; None when it is OK."""
+        if self._code is None or self._code is grpc.StatusCode.OK:
+            return None
+        return _rpc_error(self._code, self._details or "", self._trailing)
+
+    # -- the rest of the interface: inert for a unary call without a peer ------------------------
+
+    async def read(self) -> Any:
+        raise grpc.aio.UsageError("read() is for streaming requests; this call is unary")
+
+    async def write(self, message: Any) -> None:
+        raise grpc.aio.UsageError("write() is for streaming responses; this call is unary")
+
+    async def send_initial_metadata(self, initial_metadata: Any) -> None:
+        return None
+
+    def add_done_callback(self, callback: Any) -> None:
+        raise grpc.aio.UsageError("done callbacks are not supported in-process")
+
+    def set_compression(self, compression: grpc.Compression) -> None:
+        return None
+
+    def disable_next_message_compression(self) -> None:
+        return None
+
+    def peer(self) -> str:
+        return "inprocess"
+
+    def peer_identities(self) -> Iterable[bytes] | None:
+        return None
+
+    def peer_identity_key(self) -> str | None:
+        return None
+
+    def auth_context(self) -> Mapping[str, Iterable[bytes]]:
+        return {}
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return False
+
+
+class LocalChannel(grpc.aio.Channel):
+    """A grpc.aio.Channel whose unary calls run the registered handlers in this process.
+
+    It also plays the server's part for registration: pass it to add_*Servicer_to_server.
+    Only unary-unary methods are carried; the other shapes raise NotImplementedError.
+    """
+
+    def __init__(
+        self,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        *,
+        max_message_bytes: int = 4 << 20,
+        max_concurrent_rpcs: int | None = None,
+    ) -> None:
+        self._generic: list[grpc.GenericRpcHandler[Any, Any]] = []
+        self._registered: dict[str, _Handler] = {}
+        self.max_message_bytes = max_message_bytes
+        self.max_concurrent_rpcs = max_concurrent_rpcs
+        """Calls run at once through this channel (its own count, beside the gRPC port's);
+        more are refused with RESOURCE_EXHAUSTED, as grpcio's maximum_concurrent_rpcs does."""
+        self._in_flight = 0
+        self._find = self._chain(tuple(interceptors))
+
+    # -- registration (the server's side) -------------------------------------------------------
+
+    def as_server(self) -> grpc.aio.Server:
+        """This channel as the `server` of the generated add_*Servicer_to_server functions, which
+        call only add_generic_rpc_handlers and add_registered_method_handlers."""
+        return cast(grpc.aio.Server, self)
+
+    def add_generic_rpc_handlers(
+        self, handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
+    ) -> None:
+        self._generic.extend(handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, _Handler]
+    ) -> None:
+        for name, handler in method_handlers.items():
+            self._registered[f"/{service_name}/{name}"] = handler
+
+    def _chain(self, interceptors: tuple[grpc.aio.ServerInterceptor[Any, Any], ...]) -> _Lookup:
+        """The handler lookup wrapped by the interceptors, the first one outermost (as grpc)."""
+
+        async def query(details: grpc.HandlerCallDetails) -> _Handler | None:
+            method: str = details.method
+            found = self._registered.get(method)
+            if found is not None:
+                return found
+            for generic in self._generic:
+                found = generic.service(details)
+                if found is not None:
+                    return found
+            return None
+
+        lookup: _Lookup = query
+        for interceptor in reversed(interceptors):
+            lookup = _wrap(interceptor, lookup)
+        return lookup
+
+    # -- calls (the client's side) --------------------------------------------------------------
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        return _LocalMultiCallable(self, method, request_serializer, response_deserializer)
+
+    async def call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
+        """Run one unary call on serialized bytes; the response's bytes, or an AioRpcError.
+
+        Raises:
+            grpc.aio.AioRpcError: the status a network client would have received.
+        """
+        if seconds is not None and seconds <= 0:  # a network client fails before sending
+            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        limit = self.max_concurrent_rpcs
+        if limit is not None and self._in_flight >= limit:
+            raise _rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+        self._in_flight += 1
+        try:
+            return await self._call(method, raw, seconds, metadata)
+        finally:
+            self._in_flight -= 1
+
+    async def _call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
+        pairs: _MetadataPairs = tuple(metadata) if metadata else ()
+        handler = await self._find(_CallDetails(method, pairs))
+        if handler is None or handler.unary_unary is None:
+            raise _rpc_error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        limit = self.max_message_bytes
+        if len(raw) > limit:
+            raise _rpc_error(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"SERVER: Received message larger than max ({len(raw)} vs. {limit})",
+            )
+        try:
+            parse = handler.request_deserializer
+            request = parse(raw) if parse is not None else raw
+        except Exception as exc:
+            log.exception("cannot deserialize the request of %s", method)
+            raise _rpc_error(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from exc
+        deadline = None if seconds is None else time.monotonic() + seconds
+        context = LocalContext(pairs, deadline)
+        behavior: Callable[[Any, LocalContext], Awaitable[Any]] = handler.unary_unary  # type: ignore[assignment]
+        scope = asyncio.timeout(seconds)
+        outcome: grpc.aio.AioRpcError | None = None
+        try:
+            async with scope:
+                response = await behavior(request, context)
+        except grpc.aio.AbortError:
+            outcome = context.failure() or _rpc_error(
+                grpc.StatusCode.UNKNOWN, "aborted without a status"
+            )
+        except TimeoutError as exc:
+            if not scope.expired():
+                outcome = _unexpected(method, exc)
+        except Exception as exc:
+            outcome = _unexpected(method, exc)
+        # Like a network client's timer, the deadline interrupts a call at an await; an answer
+        # made before the loop got back to the timer is delivered (grpc delivers it too).
+        if scope.expired():
+            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        if outcome is not None:
+            raise outcome
+        failure = context.failure()
+        if failure is not None:
+            raise failure
+        serialize = handler.response_serializer
+        try:
+            out: bytes = serialize(response) if serialize is not None else response
+        except Exception as exc:
+            log.exception("cannot serialize the response of %s", method)
+            raise _rpc_error(grpc.StatusCode.INTERNAL, "Failed to serialize response!") from exc
+        if len(out) > limit:
+            raise _rpc_error(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Sent message larger than max ({len(out)} vs. {limit})",
+            )
+        return out
+
+    # -- channel life: nothing to connect, always ready -----------------------------------------
+
+    async def __aenter__(self) -> LocalChannel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self, grace: float | None = None) -> None:
+        return None
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return grpc.ChannelConnectivity.READY
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await asyncio.Event().wait()  # the state never changes
+
+    async def channel_ready(self) -> None:
+        return None
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+
+
+def _wrap(interceptor: grpc.aio.ServerInterceptor[Any, Any], inner: _Lookup) -> _Lookup:
+    async def lookup(details: grpc.HandlerCallDetails) -> _Handler | None:
+        return await interceptor.intercept_service(inner, details)  # type: ignore[arg-type]
+
+    return lookup
+
+
+def _unexpected(method: str, exc: BaseException) -> grpc.aio.AioRpcError:
+    """What grpc's aio server answers when a handler raises something other than an abort."""
+    log.error("unexpected %r raised by the handler of %s", exc, method, exc_info=exc)
+    return _rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
+
+
+class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
+    def __init__(
+        self,
+        channel: LocalChannel,
+        method: str,
+        serialize: Callable[[Any], bytes] | None,
+        deserialize: Callable[[bytes], Any] | None,
+    ) -> None:
+        self._channel, self._method = channel, method
+        self._serialize, self._deserialize = serialize, deserialize
+
+    def __call__(  # noqa: PLR0917 (grpc.aio's signature)
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Metadata | Sequence[tuple[str, str | bytes]] | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
+        return _LocalCall(self, request, timeout, metadata)
+
+    async def invoke(self, request: Any, seconds: float | None, metadata: Any) -> Any:
+        raw = self._serialize(request) if self._serialize is not None else request
+        out = await self._channel.call(self._method, raw, seconds, metadata)
+        return self._deserialize(out) if self._deserialize is not None else out
+
+
+class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
+    """One call; it runs when awaited (once), and its status can be read after that."""
+
+    def __init__(
+        self, callable_: _LocalMultiCallable, request: Any, timeout: float | None, metadata: Any
+    ) -> None:
+        self._callable, self._request = callable_, request
+        self._timeout, self._metadata = timeout, metadata
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._started = self._done = False
+        self._finished: asyncio.Event | None = None
+        self._code = grpc.StatusCode.OK
+        self._details = ""
+        self._trailing = Metadata()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._started:
+            raise grpc.aio.UsageError("an in-process call can be awaited once")
+        self._started = True
+        try:
+            return (
+                yield from self._callable.invoke(
+                    self._request, self._timeout, self._metadata
+                ).__await__()
+            )
+        except grpc.aio.AioRpcError as err:
+            self._code, self._details = err.code(), err.details() or ""
+            self._trailing = cast(Metadata, err.trailing_metadata()) or Metadata()
+            raise
+        except asyncio.CancelledError:
+            self._code, self._details = grpc.StatusCode.CANCELLED, "Locally cancelled"
+            raise
+        finally:
+            self._done, self._request = True, None
+            if self._finished is not None:
+                self._finished.set()
+
+    async def _wait(self) -> None:
+        if not self._started:
+            raise grpc.aio.UsageError("await the call first: an in-process call runs when awaited")
+        if not self._done:
+            if self._finished is None:
+                self._finished = asyncio.Event()
+            await self._finished.wait()
+
+    async def initial_metadata(self) -> Any:
+        return Metadata()
+
+    async def trailing_metadata(self) -> Any:
+        await self._wait()
+        return self._trailing
+
+    async def code(self) -> grpc.StatusCode:
+        await self._wait()
+        return self._code
+
+    async def details(self) -> str:
+        await self._wait()
+        return self._details
+
+    async def wait_for_connection(self) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return self._code is grpc.StatusCode.CANCELLED
+
+    def done(self) -> bool:
+        return self._done
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def cancel(self) -> bool:
+        return False  # it runs in the awaiting task: cancel that task instead
+
+    def add_done_callback(self, callback: Any) -> None:
+        raise grpc.aio.UsageError("done callbacks are not supported in-process")
