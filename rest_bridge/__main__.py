@@ -6,14 +6,14 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-import uvicorn
 
-from rest_bridge.app import create_app
+from rest_bridge.app import ManagedServer, create_app, uvicorn_config
 from rest_bridge.config import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
@@ -105,19 +105,14 @@ async def serve(config: BridgeConfig) -> None:
     host, port = _host_port(config.listen)
     async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
         app = create_app(config, channel, schema)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level="info",
-                access_log=False,
-                http="httptools",
-                lifespan="off",
-                timeout_graceful_shutdown=10,
-                server_header=False,
-            )
-        )
+        server = ManagedServer(uvicorn_config(app, host, port))
+
+        def stop() -> None:
+            server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
         print(
             f"checkpoint-rest-bridge: serving HTTP on {host}:{port}, upstream {config.upstream}",
             flush=True,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import grpc
 import uvicorn
@@ -80,6 +82,18 @@ def _data(data: dict[str, str], request: Request) -> Response:
     body = json.dumps({"data": data}).encode()
     rid = request_id(request.headers.get("x-request-id"))
     return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})
+
+
+class ManagedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's main loop owns SIGTERM/SIGINT.
+
+    uvicorn's handlers re-raise the signal after a graceful stop, so the process would end
+    "killed by SIGTERM" instead of exiting 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:

@@ -21,8 +21,8 @@ from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.metadata import deadline, outbound, request_id
 from rest_bridge.routes import RESERVED_PATHS, Route, RouteTable
-from rest_bridge.status import JSON_TYPE, ApiError
-from rest_bridge.transcode import to_request
+from rest_bridge.status import JSON_TYPE, LOCAL_MESSAGES, ApiError
+from rest_bridge.transcode import parse_query, to_request
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,13 @@ class Transcoder(BaseRoute):
                 )
             route = found.route
             body = await self._body(request) if route.body else b""
-            query = _query_pairs(request.scope.get("query_string", b""))
+            query = parse_query(request.scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)
             timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
+            if timeout <= 0:
+                # grpcio may still deliver a fast answer for a zero deadline; it has expired.
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
+                raise ApiError(code, LOCAL_MESSAGES[code])
         except DecodeError as exc:
             raise ApiError.from_decode_error(exc) from exc
         except PathDecodeError as exc:
@@ -150,30 +154,6 @@ class Transcoder(BaseRoute):
                 http_status=408,
             ) from None
         return b"".join(chunks)
-
-
-def _query_pairs(raw: bytes) -> list[tuple[str, str]]:
-    """Query pairs decoded exactly once, strictly as UTF-8; blank pairs are skipped.
-
-    Raises:
-        DecodeError: a name or value is not valid percent-encoded UTF-8.
-    """
-    from urllib.parse import unquote_to_bytes
-
-    pairs: list[tuple[str, str]] = []
-    for part in raw.split(b"&"):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        try:
-            key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
-            text = unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError("query string is not valid percent-encoded UTF-8") from exc
-        if not key:
-            raise DecodeError("query string has a parameter with no name")
-        pairs.append((key, text))
-    return pairs
 
 
 def _printable(path: str) -> str:

@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = re.compile(r"[A-Za-z0-9\-._~!$&'()+,;=@%]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SINGLE = "[^/]+"
 _MULTI = ".+"
 
@@ -59,10 +60,8 @@ class PathTemplate:
     segments: tuple[Segment, ...]
     verb: str
     regex: re.Pattern[str]
-
-    @property
-    def variables(self) -> tuple[Variable, ...]:
-        return tuple(s for s in self.segments if isinstance(s, Variable))
+    variables: tuple[Variable, ...]
+    """The variables among segments, in order (group vN of regex is variables[N])."""
 
     @property
     def shape(self) -> str:
@@ -136,7 +135,8 @@ def parse_template(source: str) -> PathTemplate:
     flat = [p for s in parsed for p in (s.pattern if isinstance(s, Variable) else (s,))]
     if "**" in flat[:-1]:
         raise TemplateError(f"path template {source!r}: '**' must be the last segment")
-    return PathTemplate(source, tuple(parsed), verb, _compile(parsed, verb))
+    variables = tuple(s for s in parsed if isinstance(s, Variable))
+    return PathTemplate(source, tuple(parsed), verb, _compile(parsed, verb), variables)
 
 
 def _split_segments(source: str, body: str) -> list[str]:
@@ -201,13 +201,21 @@ def _piece(part: str) -> str:
     return re.escape(part)
 
 
+def percent_decode(raw: str) -> str:
+    """Decode %XX escapes exactly once, strictly: raw is the latin-1 text of the request bytes.
+
+    Raises:
+        ValueError: a "%" not followed by two hex digits, or bytes that are not UTF-8.
+    """
+    if _BAD_ESCAPE.search(raw):
+        raise ValueError("invalid percent-encoding")
+    return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
+
+
 def _decode(raw: str, variable: Variable) -> str:
     try:
         if not variable.multi_segment:
-            return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
-        return "/".join(
-            unquote_to_bytes(part.encode("latin-1")).decode("utf-8").replace("/", "%2F")
-            for part in raw.split("/")
-        )
-    except UnicodeDecodeError as exc:
+            return percent_decode(raw)
+        return "/".join(percent_decode(part).replace("/", "%2F") for part in raw.split("/"))
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise PathDecodeError(variable.field_path) from exc

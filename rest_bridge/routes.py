@@ -167,9 +167,9 @@ def _route(
     )
 
 
-def resolve_field(desc: Descriptor, dotted: str) -> FieldDescriptor | None:
-    """The field a dotted path names (proto or JSON names), walking singular messages."""
-    fld: FieldDescriptor | None = None
+def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
+    """The fields a dotted path walks through (each part a proto or JSON name), or None."""
+    chain: list[FieldDescriptor] = []
     current: Descriptor | None = desc
     for part in dotted.split("."):
         if current is None or is_well_known(current):
@@ -179,5 +179,12 @@ def resolve_field(desc: Descriptor, dotted: str) -> FieldDescriptor | None:
         )
         if fld is None:
             return None
+        chain.append(fld)
         current = fld.message_type if fld.type == FieldDescriptor.TYPE_MESSAGE else None
-    return fld
+    return chain
+
+
+def resolve_field(desc: Descriptor, dotted: str) -> FieldDescriptor | None:
+    """The field a dotted path names (proto or JSON names), walking singular messages."""
+    chain = resolve_path(desc, dotted)
+    return chain[-1] if chain else None

@@ -19,9 +19,32 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from rest_bridge.codec import Codec, DecodeError, is_map, is_well_known, message_of
-from rest_bridge.routes import Route, resolve_field
+from rest_bridge.http_rule import percent_decode
+from rest_bridge.routes import Route, resolve_path
 
 _MASK = "google.protobuf.FieldMask"
+
+
+def parse_query(raw: bytes) -> list[tuple[str, str]]:
+    """Query pairs, each name and value percent-decoded exactly once ("+" is a space).
+
+    Raises:
+        DecodeError: an invalid escape, bytes that are not UTF-8, or a pair with no name.
+    """
+    pairs: list[tuple[str, str]] = []
+    for part in raw.decode("latin-1").split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        try:
+            key = percent_decode(name.replace("+", " "))
+            text = percent_decode(value.replace("+", " "))
+        except ValueError as exc:
+            raise DecodeError("query string is not valid percent-encoded UTF-8") from exc
+        if not key:
+            raise DecodeError("query string has a parameter with no name")
+        pairs.append((key, text))
+    return pairs
 
 
 def parse_json(body: bytes) -> Any:
@@ -67,31 +90,37 @@ def to_request(
             "the request body",
             query[0][0],
         )
-    for name, values in _grouped(query).items():
-        _check_query_name(route, name, path_params)
+    for name, (given, values) in _grouped(route, query).items():
+        _check_query_name(route, name, given, path_params)
         _set(codec, request, name, values, from_path=False)
     _infer_update_mask(route, request, body_value, query)
     return request
 
 
-def _grouped(query: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
+def _grouped(route: Route, query: Sequence[tuple[str, str]]) -> dict[str, tuple[str, list[str]]]:
+    """Proto-name path -> (the name as given, values); JSON names are accepted too.
+
+    Raises:
+        DecodeError: a parameter names no field of the request.
+    """
+    grouped: dict[str, tuple[str, list[str]]] = {}
     for name, value in query:
-        grouped.setdefault(name, []).append(value)
+        chain = resolve_path(route.rpc.input_type, name)
+        if chain is None:
+            raise DecodeError(f"unknown query parameter {name!r}", name)
+        canonical = ".".join(f.name for f in chain)
+        grouped.setdefault(canonical, (name, []))[1].append(value)
     return grouped
 
 
-def _check_query_name(route: Route, name: str, path_params: dict[str, str]) -> None:
-    fld = resolve_field(route.rpc.input_type, name)
-    if fld is None:
-        raise DecodeError(f"unknown query parameter {name!r}", name)
-    top = name.split(".", 1)[0]
+def _check_query_name(route: Route, name: str, given: str, path_params: dict[str, str]) -> None:
+    """Refuse a parameter (name: its proto path) for a field the body or the path sets."""
     body_fld = route.body_field
-    if body_fld is not None and top in (body_fld.name, body_fld.json_name):
-        raise DecodeError(f"query parameter {name!r} is set by the request body", name)
+    if body_fld is not None and name.split(".", 1)[0] == body_fld.name:
+        raise DecodeError(f"query parameter {given!r} is set by the request body", given)
     for bound in path_params:
         if name == bound or name.startswith(bound + ".") or bound.startswith(name + "."):
-            raise DecodeError(f"query parameter {name!r} is set by the path", name)
+            raise DecodeError(f"query parameter {given!r} is set by the path", given)
 
 
 def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_path: bool) -> None:
@@ -131,7 +160,7 @@ def _field(msg: Any, name: str) -> FieldDescriptor:
     fld = desc.fields_by_name.get(name) or next(
         (f for f in desc.fields if f.json_name == name), None
     )
-    if fld is None:  # resolve_field checked the path already; kept for safety
+    if fld is None:  # _grouped resolved the path already; kept for safety
         raise DecodeError(f"unknown field {name!r}", name)
     return fld  # type: ignore[no-any-return]
 

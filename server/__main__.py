@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests a token may make at once before the rate applies [CHECKPOINT_RATE_BURST]",
     )
     serve.add_argument(
+        "--rate-limit-store",
+        default=_env("CHECKPOINT_RATE_LIMIT_STORE", ""),
+        help="redis://HOST:PORT/DB keeping every token's bucket, shared by all replicas using "
+        "it (fails open to per-replica buckets while Redis is unreachable); empty keeps the "
+        "buckets in this process [CHECKPOINT_RATE_LIMIT_STORE]",
+    )
+    serve.add_argument(
         "--grace",
         type=float,
         default=float(_env("CHECKPOINT_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
@@ -167,6 +174,8 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     if rest is not None:
         await rest.stop()
     await running.server.stop(config.grace_seconds)
+    if running.limiter is not None:
+        await running.limiter.aclose()
     await store.close()
 
 
@@ -193,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tokens_file=args.tokens,
                 rate_limit=args.rate_limit,
                 rate_burst=args.rate_burst,
+                rate_limit_store=args.rate_limit_store,
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
             )

@@ -18,7 +18,7 @@ from server.errors import CheckpointError
 from server.guard import CallGuard
 from server.inprocess import LocalChannel
 from server.paging import PageTokens
-from server.ratelimit import RateLimiter
+from server.ratelimit import Limiter, open_rate_limiter
 from server.reflection import enable_reflection
 from server.servicer import CheckpointServicer
 from server.store import Store
@@ -36,6 +36,8 @@ class RunningServer:
     health: health.aio.HealthServicer  # type: ignore[name-defined]
     local: LocalChannel | None = None
     """A channel to the same guarded handlers without a network hop (serve --rest-listen)."""
+    limiter: Limiter | None = None
+    """The rate limiter of the call guard; whoever stops the server closes it (aclose)."""
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -70,7 +72,8 @@ async def create_server(
     Raises:
         RuntimeError: the address cannot be bound.
     """
-    guard = CallGuard(Authenticator(tokens), RateLimiter(config.rate_limit, config.rate_burst))
+    limiter = open_rate_limiter(config.rate_limit, config.rate_burst, config.rate_limit_store)
+    guard = CallGuard(Authenticator(tokens), limiter)
     server = grpc.aio.server(
         interceptors=[guard],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
@@ -100,6 +103,8 @@ async def create_server(
     except RuntimeError as exc:
         raise RuntimeError(f"cannot listen on {config.listen}: {exc}") from exc
     await server.start()
-    running = RunningServer(server=server, port=port, health=health_servicer, local=local)
+    running = RunningServer(
+        server=server, port=port, health=health_servicer, local=local, limiter=limiter
+    )
     await running.set_serving(True)
     return running

@@ -34,6 +34,9 @@ _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
 class Authenticator:
     def __init__(self, tokens: Mapping[str, TokenRecord]) -> None:
         self._tokens = dict(tokens)
+        # Known tokens seen before, so a hit skips SHA-256; only hits are kept, so its size is
+        # bounded by the tokens file, whatever clients send.
+        self._seen: dict[str, TokenRecord] = {}
 
     def authorize(self, method: str, authorization: list[str]) -> TokenRecord:
         """The token record allowed to call method, given every authorization metadata value.
@@ -49,9 +52,13 @@ class Authenticator:
         match = _BEARER.fullmatch(authorization[0]) if len(authorization) == 1 else None
         if match is None:
             raise Unauthenticated("malformed authorization header: expected 'Bearer <token>'")
-        record = self._tokens.get(hash_token(match.group(1)))
+        token = match.group(1)
+        record = self._seen.get(token)
         if record is None:
-            raise Unauthenticated("invalid bearer token")
+            record = self._tokens.get(hash_token(token))
+            if record is None:
+                raise Unauthenticated("invalid bearer token")
+            self._seen[token] = record
         scope = METHOD_SCOPES.get(method)
         if scope is None or scope not in record.scopes:
             need = scope or "a scope no token has"

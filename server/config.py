@@ -26,6 +26,8 @@ class ServerConfig:
     rate_limit: float = DEFAULT_RATE_LIMIT
     """Requests per second per token; 0 turns rate limiting off."""
     rate_burst: int = DEFAULT_RATE_BURST
+    rate_limit_store: str = ""
+    """redis://... to share each token's bucket with every replica; empty keeps it local."""
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     """How long in-flight calls may run on after SIGTERM."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from checkpoint.v1 import checkpoint_pb2 as pb
+from google.protobuf import timestamp_pb2
 
 from server.domain import Checkpoint, Resources, State
 
@@ -26,10 +27,22 @@ def checkpoint_to_proto(c: Checkpoint, out: pb.Checkpoint | None = None) -> pb.C
     msg.resources.requests.memory_mib = c.resources.request_memory_mib
     msg.resources.requests.vcpus = c.resources.request_vcpus
     msg.state = STATE_TO_PROTO[c.state]
-    msg.create_time.FromDatetime(c.create_time)
-    msg.update_time.FromDatetime(c.update_time)
+    _set_timestamp(msg.create_time, c.create_time)
+    _set_timestamp(msg.update_time, c.update_time)
     msg.etag = c.etag
     return msg
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _set_timestamp(out: timestamp_pb2.Timestamp, when: datetime) -> None:
+    # Timestamp.FromDatetime goes through time tuples; timedelta arithmetic is several times
+    # faster, and this runs twice per checkpoint on every read (see bench/ profiles).
+    micros = (when - _EPOCH) // _MICROSECOND
+    out.seconds, remainder = divmod(micros, 1_000_000)
+    out.nanos = remainder * 1000
 
 
 def resources_from_proto(r: pb.Resources) -> Resources:

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from server.auth import OPEN_PREFIXES, Authenticator
 from server.errors import CheckpointError, InvalidArgument
-from server.ratelimit import RateLimiter
+from server.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class _Undecodable:
 
 
 class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, auth: Authenticator, limiter: RateLimiter) -> None:
+    def __init__(self, auth: Authenticator, limiter: Limiter) -> None:
         self._auth, self._limiter = auth, limiter
         # One wrapped handler per method, built on first use (no per-call allocation of it).
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -69,7 +69,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 record = auth.authorize(
                     method, [str(v) for k, v in metadata if k == "authorization"]
                 )
-                limiter.acquire(record.name)
+                await limiter.acquire(record.name)
                 if isinstance(request, _Undecodable):
                     raise InvalidArgument(f"request message does not parse: {request.error}")
                 return await behavior(request, context)

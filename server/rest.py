@@ -12,27 +12,18 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 import uvicorn
 
-from rest_bridge.app import create_app, uvicorn_config
+from rest_bridge.app import ManagedServer, create_app, uvicorn_config
 from rest_bridge.config import BridgeConfig
 from rest_bridge.routes import RouteError
 from rest_bridge.schema import SchemaError, default_descriptor_set, load_schema
 
 STARTUP_TIMEOUT = 10.0
 """Seconds the in-process REST server may take to start before serve gives up."""
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: `checkpoint-server serve` owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -78,7 +69,7 @@ async def serve_rest(listen: str, channel: grpc.aio.Channel, config: BridgeConfi
     except (SchemaError, RouteError) as exc:
         sock.close()
         raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
-    server = _EmbeddedServer(uvicorn_config(app, host, port))
+    server = ManagedServer(uvicorn_config(app, host, port))
     task = asyncio.create_task(server.serve(sockets=[sock]), name="inprocess-rest")
     started = time.monotonic()
     while not server.started:
