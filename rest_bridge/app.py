@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
@@ -20,14 +20,28 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.dispatch import Transcoder
 from rest_bridge.metadata import request_id
 from rest_bridge.openapi import build_openapi
-from rest_bridge.routes import build_routes
+from rest_bridge.routes import RESERVED_PATHS, build_routes
 from rest_bridge.schema import Schema
 from rest_bridge.status import JSON_TYPE, ApiError
 
 READY_TIMEOUT = 1.0
 
 
-def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) -> FastAPI:
+class BridgeApp:
+    """The ASGI entry point: the bridge's own paths go to FastAPI, every other HTTP request
+    straight to the transcoder (no framework routing or middleware on the hot path)."""
+
+    def __init__(self, api: FastAPI, transcoder: Transcoder) -> None:
+        self.api, self.transcoder = api, transcoder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in RESERVED_PATHS:
+            await self.transcoder(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) -> BridgeApp:
     """The ASGI app serving schema's services over channel.
 
     Raises:
@@ -65,17 +79,15 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
     app.router.add_route("/openapi.json", openapi, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
-    app.router.routes.append(
-        Transcoder(
-            table,
-            channel=channel,
-            codec=Codec(),
-            timeout=config.timeout,
-            max_body_bytes=config.max_body_bytes,
-            max_in_flight=config.max_in_flight,
-        )
+    transcoder = Transcoder(
+        table,
+        channel=channel,
+        codec=Codec(),
+        timeout=config.timeout,
+        max_body_bytes=config.max_body_bytes,
+        max_in_flight=config.max_in_flight,
     )
-    return app
+    return BridgeApp(app, transcoder)
 
 
 def _data(data: dict[str, str], request: Request) -> Response:

@@ -1,7 +1,10 @@
 """The transcoding endpoint: HTTP request -> route -> gRPC call -> {"data": ...} or the error path.
 
-It is one Starlette route that takes every path not served by the bridge itself, matches the raw
-path against the route table, and renders every failure through status.ApiError.
+A plain ASGI callable, reached straight from the bridge's entry point (rest_bridge.app) for
+every path the bridge does not serve itself: no framework routing, middleware or dependency
+injection per request (that was most of the bridge's own cost in `make bench` profiles). It
+matches the raw path against the route table and renders every failure through
+status.ApiError, so its answers follow the same table as the framework's handlers.
 """
 
 from __future__ import annotations
@@ -12,22 +15,42 @@ import logging
 from typing import Any
 
 import grpc
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.metadata import deadline, outbound, request_id
-from rest_bridge.routes import RESERVED_PATHS, Route, RouteTable
+from rest_bridge.routes import RouteTable
 from rest_bridge.status import JSON_TYPE, LOCAL_MESSAGES, ApiError
 from rest_bridge.transcode import parse_query, to_request
 
 log = logging.getLogger(__name__)
 
+_JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 
-class Transcoder(BaseRoute):
+
+class _Request:
+    """What the transcoder needs from the ASGI scope, read in one pass over the headers."""
+
+    __slots__ = ("authorization", "content_length", "grpc_timeout", "request_id")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization: list[str] = []
+        self.request_id: str | None = None
+        self.grpc_timeout: str | None = None
+        self.content_length: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                self.authorization.append(value.decode("latin-1"))
+            elif name == b"x-request-id":
+                self.request_id = value.decode("latin-1")
+            elif name == b"grpc-timeout":
+                self.grpc_timeout = value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = value.decode("latin-1")
+
+
+class Transcoder:
     """Serves every route of the table; answers 404/405 itself for paths it does not know."""
 
     def __init__(
@@ -54,39 +77,34 @@ class Transcoder(BaseRoute):
             for route in table.routes
         }
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        # The bridge's own paths belong to their routes, which answer 405 for other methods.
-        if scope["type"] != "http" or scope["path"] in RESERVED_PATHS:
-            return Match.NONE, {}
-        return Match.FULL, {}
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover - never used for reverse routing
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        rid = request_id(request.headers.get("x-request-id"))
-        authorization = request.headers.getlist("authorization")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = _Request(scope)
+        rid = request_id(request.request_id)
+        token_given = bool(request.authorization)
         if self._in_flight >= self._max_in_flight:
-            response = ApiError(
-                grpc.StatusCode.UNAVAILABLE,
-                "the bridge is overloaded; retry later",
-                retry_after=1,
-            ).to_response(bool(authorization), rid)
-            await response(scope, receive, send)
+            error = ApiError(
+                grpc.StatusCode.UNAVAILABLE, "the bridge is overloaded; retry later", retry_after=1
+            )
+            await _send_error(send, error, token_given, rid)
             return
         self._in_flight += 1
         try:
-            response = await self._respond(request, rid, authorization)
+            body = await self._respond(scope, receive, request, rid)
         except ApiError as err:
-            response = err.to_response(bool(authorization), rid)
+            await _send_error(send, err, token_given, rid)
+            return
+        except Exception:
+            log.exception("unexpected error in the bridge (request id %s)", rid)
+            error = ApiError(grpc.StatusCode.INTERNAL, LOCAL_MESSAGES[grpc.StatusCode.INTERNAL])
+            await _send_error(send, error, token_given, rid)
+            return
         finally:
             self._in_flight -= 1
-        await response(scope, receive, send)
+        await _send(send, 200, [(b"x-request-id", rid.encode())], body)
 
-    async def _respond(self, request: Request, rid: str, authorization: list[str]) -> Response:
-        method = request.method
-        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    async def _respond(self, scope: Scope, receive: Receive, request: _Request, rid: str) -> bytes:
+        method: str = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
         try:
             found = self._table.match(method, path)
@@ -103,10 +121,10 @@ class Transcoder(BaseRoute):
                     headers={"Allow": ", ".join(found)},
                 )
             route = found.route
-            body = await self._body(request) if route.body else b""
-            query = parse_query(request.scope.get("query_string", b""))
+            body = await self._body(receive, request) if route.body else b""
+            query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)
-            timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
+            timeout = deadline(request.grpc_timeout, self._timeout)
             if timeout <= 0:
                 # grpcio may still deliver a fast answer for a zero deadline; it has expired.
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -117,21 +135,17 @@ class Transcoder(BaseRoute):
             raise ApiError.invalid(str(exc), exc.field) from exc
         try:
             reply = await self._calls[id(route)](
-                message, timeout=timeout, metadata=outbound(authorization, rid)
+                message, timeout=timeout, metadata=outbound(request.authorization, rid)
             )
         except grpc.RpcError as exc:
             raise ApiError.from_rpc_error(exc) from exc
-        return self._ok(route, reply, rid)
-
-    def _ok(self, route: Route, reply: Any, rid: str) -> Response:
         data = self._codec.encode(
             getattr(reply, route.response_body) if route.response_body else reply
         )
-        body = json.dumps({"data": data}, ensure_ascii=False, separators=(",", ":")).encode()
-        return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})
+        return json.dumps({"data": data}, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
+    async def _body(self, receive: Receive, request: _Request) -> bytes:
+        declared = request.content_length
         too_large = ApiError.invalid(
             f"request body is larger than the limit of {self._max_body} bytes", http_status=413
         )
@@ -142,11 +156,17 @@ class Transcoder(BaseRoute):
         try:
             # A client that never finishes its body must not hold a slot forever.
             async with asyncio.timeout(self._timeout):
-                async for chunk in request.stream():
+                while True:
+                    message: Message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ApiError(grpc.StatusCode.CANCELLED, "the client went away")
+                    chunk: bytes = message.get("body", b"")
                     size += len(chunk)
                     if size > self._max_body:
                         raise too_large
                     chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
         except TimeoutError:
             raise ApiError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -154,6 +174,19 @@ class Transcoder(BaseRoute):
                 http_status=408,
             ) from None
         return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append(_JSON_HEADER)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, error: ApiError, token_given: bool, rid: str) -> None:
+    headers, body = error.render(token_given, rid)
+    raw = [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+    await _send(send, error.status, raw, body)
 
 
 def _printable(path: str) -> str:

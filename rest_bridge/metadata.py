@@ -6,8 +6,8 @@ the gRPC server and nowhere else.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from rest_bridge.codec import DecodeError
 
@@ -24,7 +24,7 @@ def request_id(header: str | None) -> str:
     """The caller's X-Request-Id when it is a sane token, else a fresh one."""
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as uuid4().hex, at a fraction of its cost
 
 
 def outbound(authorization: list[str], rid: str) -> tuple[tuple[str, str], ...]:

@@ -122,8 +122,10 @@ class ApiError(Exception):
             error["details"] = [{"field": f, "description": d} for f, d in self.violations]
         return {"error": error}
 
-    def to_response(self, token_given: bool = False, request_id: str = "") -> Response:
-        """The HTTP response: the envelope plus WWW-Authenticate, Retry-After, X-Request-Id."""
+    def render(
+        self, token_given: bool = False, request_id: str = ""
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and body: the envelope plus WWW-Authenticate, Retry-After, X-Request-Id."""
         headers = dict(self.headers)
         if self.code is grpc.StatusCode.UNAUTHENTICATED:
             headers["WWW-Authenticate"] = (
@@ -137,4 +139,9 @@ class ApiError(Exception):
             body = json.dumps(self.envelope(), ensure_ascii=False).encode()
         except (TypeError, ValueError):
             body = FALLBACK_BODY
+        return headers, body
+
+    def to_response(self, token_given: bool = False, request_id: str = "") -> Response:
+        """The rendered error as a Starlette response (for the framework's handlers)."""
+        headers, body = self.render(token_given, request_id)
         return Response(body, status_code=self.status, headers=headers, media_type=JSON_TYPE)
