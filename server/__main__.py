@@ -27,7 +27,7 @@ from server.config import (
 from server.errors import CheckpointError
 from server.importer import import_checkpoints, read_import_file
 from server.rest import serve_rest
-from server.store import open_store
+from server.store import open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
 log = logging.getLogger("checkpoint-server")
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             count = asyncio.run(_import(args.database, args.file))
-            print(f"imported {count} checkpoint(s) into {args.database}")
+            print(f"imported {count} checkpoint(s) into {redact_url(args.database)}")
     except (TokensFileError, CheckpointError, RuntimeError) as exc:
         print(f"checkpoint-server: error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from server.domain import Checkpoint, Lookup, State
 from server.errors import InvalidArgument
@@ -52,6 +53,15 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for output: any password replaced by "***"."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(url: str, pool_size: int = 10) -> Store:
