@@ -140,8 +140,13 @@ class ThrowawayPostgres:
                 return
         raise RuntimeError(f"PostgreSQL did not start; its log:\n{self._log_text()}")
 
-    def _try_start(self) -> bool:
-        self.port = _free_port()
+    def restart(self) -> None:
+        """Start the stopped server again, on the same port, and wait until it answers."""
+        if not self._try_start(self.port):
+            raise RuntimeError(f"PostgreSQL did not restart; its log:\n{self._log_text()}")
+
+    def _try_start(self, port: int = 0) -> bool:
+        self.port = port or _free_port()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -200,7 +205,8 @@ class ThrowawayPostgres:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _missing_binaries() -> None:
+def missing_binaries() -> None:
+    """Fail (in CI) or skip (elsewhere) with the install command: there is no PostgreSQL."""
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(_INSTALL_HINT, pytrace=False)
     pytest.skip(_INSTALL_HINT)
@@ -215,7 +221,7 @@ def postgres_url() -> Iterator[str]:
         return
     bindir = find_postgres_bindir()
     if bindir is None:
-        _missing_binaries()
+        missing_binaries()
         raise AssertionError("unreachable")  # pytest.fail and pytest.skip raise
     server = ThrowawayPostgres(bindir)
     try:
