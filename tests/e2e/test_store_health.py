@@ -66,9 +66,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Setup]:
 
 def _health(address: str) -> int:
     with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=2
-        )
+        stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
+        reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
         status: int = reply.status
         return status
 

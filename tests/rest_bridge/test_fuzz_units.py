@@ -4,16 +4,21 @@ strings and request transcoding only ever fail with their own error types, and r
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rest_bridge.codec import Codec, DecodeError
-from rest_bridge.http_rule import PathTemplate, TemplateError, parse_template
+from rest_bridge.http_rule import PathDecodeError, PathTemplate, TemplateError, parse_template
 from rest_bridge.routes import Route, RouteTable, build_routes
 from rest_bridge.schema import default_descriptor_set, load_schema
 from rest_bridge.transcode import parse_query, to_request
+
+_T = TypeVar("_T")
 
 FUZZ = settings(
     max_examples=200,
@@ -120,22 +125,35 @@ def _template_and_path(draw: st.DrawFn) -> tuple[str, str, dict[str, str]]:
     return "/" + "/".join(template_parts) + suffix, "/" + "/".join(path_parts) + suffix, expected
 
 
-@FUZZ
-@given(source=st.one_of(st.text(_TEMPLATE_ALPHABET, max_size=40), st.text(max_size=40)))
-def test_random_templates_only_raise_template_error(source: str) -> None:
+def _attempt(call: Callable[[], _T], *allowed: type[Exception]) -> _T | Exception:
+    """call's result, or the exception it raised if it is one of allowed (others propagate)."""
+    try:
+        return call()
+    except allowed as exc:
+        return exc
+
+
+def test_random_templates_only_raise_template_error() -> None:
     """Any string either parses as a path template or raises TemplateError, nothing else."""
-    try:
-        template = parse_template(source)
-    except TemplateError as exc:
-        assert str(exc)
-        return
-    assert isinstance(template, PathTemplate)
-    assert template.source == source
-    # A parsed template's regex is usable: matching its own source text never raises.
-    try:
-        template.match(source)
-    except ValueError as exc:  # PathDecodeError, for a "%" in a literal of the source
-        assert "percent-encoded" in str(exc)
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(source=st.one_of(st.text(_TEMPLATE_ALPHABET, max_size=40), st.text(max_size=40)))
+    def check(source: str) -> None:
+        template = _attempt(lambda: parse_template(source), TemplateError)
+        if isinstance(template, Exception):
+            seen["refused"] += 1
+            assert source in str(template) or repr(source) in str(template)
+            return
+        seen["parsed"] += 1
+        assert isinstance(template, PathTemplate)
+        assert template.source == source
+        # Matching its own source text never raises anything but PathDecodeError.
+        _attempt(lambda: template.match(source), PathDecodeError)
+
+    check()
+    assert seen["refused"] > 0, seen
+    assert seen["parsed"] > 0, seen
 
 
 @FUZZ
@@ -152,16 +170,23 @@ def test_built_templates_match_their_rendered_paths(case: tuple[str, str, dict[s
         assert template.match(path + "/extra") is None
 
 
-@FUZZ
-@given(raw=st.binary(max_size=60))
-def test_random_query_bytes_only_raise_decode_error(raw: bytes) -> None:
-    """Any raw query string is a list of pairs or a DecodeError, never another exception."""
-    try:
-        pairs = parse_query(raw)
-    except DecodeError as exc:
-        assert str(exc)
-        return
-    assert all(name for name, _ in pairs)
+def test_random_query_bytes_only_raise_decode_error() -> None:
+    """Any raw query string is a list of named pairs or a DecodeError, never another exception."""
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(raw=st.binary(max_size=60))
+    def check(raw: bytes) -> None:
+        pairs = _attempt(lambda: parse_query(raw), DecodeError)
+        if isinstance(pairs, Exception):
+            seen["refused"] += 1
+            return
+        seen["parsed"] += 1
+        assert all(name for name, _ in pairs)
+
+    check()
+    assert seen["refused"] > 0, seen
+    assert seen["parsed"] > 0, seen
 
 
 @FUZZ
@@ -179,62 +204,95 @@ def test_encoded_query_pairs_round_trip(pairs: list[tuple[str, str]]) -> None:
     assert parse_query(urlencode(pairs).encode("ascii")) == pairs
 
 
-@FUZZ
-@given(
-    rpc=st.sampled_from(sorted(_ROUTES)),
-    query=st.lists(
-        st.tuples(
-            st.one_of(st.sampled_from(_QUERY_NAMES), st.text(max_size=12)),
-            st.one_of(
-                st.sampled_from(["1", "-1", "ready", "READY", "9" * 30, "a,b", "", "true"]),
-                st.text(max_size=12),
-            ),
+_QUERY = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(_QUERY_NAMES), st.text(max_size=12)),
+        st.one_of(
+            st.sampled_from(["1", "-1", "ready", "READY", "9" * 30, "a,b", "", "true"]),
+            st.text(max_size=12),
         ),
-        max_size=4,
     ),
-    path_value=st.text(max_size=20),
-    body=st.one_of(
-        st.just(b""),
-        st.binary(max_size=40),
-        st.sampled_from(
-            [
-                b"{}",
-                b'{"display_name": "x"}',
-                b'{"resources": {"limits": {"memory_mib": "12"}}}',
-                b'{"state": 7}',
-                b"[]",
-                b"null",
-                b'"x"',
-                b'{"update_mask": "display_name"}',
-            ]
-        ),
+    max_size=4,
+)
+_BODY = st.one_of(
+    st.just(b""),
+    st.binary(max_size=40),
+    st.sampled_from(
+        [
+            b"{}",
+            b'{"display_name": "x"}',
+            b'{"resources": {"limits": {"memory_mib": "12"}}}',
+            b'{"state": 7}',
+            b"[]",
+            b"null",
+            b'"x"',
+            b'{"update_mask": "display_name"}',
+        ]
     ),
 )
-def test_random_requests_only_raise_decode_error(
-    rpc: str, query: list[tuple[str, str]], path_value: str, body: bytes
-) -> None:
+
+
+def test_random_requests_only_raise_decode_error() -> None:
     """Random query pairs, path values and bodies become a request message or a DecodeError."""
-    route: Route = _ROUTES[rpc]
-    params = {variable.field_path: path_value for variable in route.template.variables}
-    try:
-        message = to_request(route, Codec(), params, query, body)
-    except DecodeError as exc:
-        assert str(exc)
-        return
-    assert message.DESCRIPTOR.full_name == route.rpc.input_type.full_name
-    # What was built serializes (no half-set state left behind).
-    message.SerializeToString()
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(
+        rpc=st.sampled_from(sorted(_ROUTES)),
+        query=_QUERY,
+        path_value=st.text(max_size=20),
+        body=_BODY,
+    )
+    def check(rpc: str, query: list[tuple[str, str]], path_value: str, body: bytes) -> None:
+        route: Route = _ROUTES[rpc]
+        params = {variable.field_path: path_value for variable in route.template.variables}
+        message = _attempt(lambda: to_request(route, Codec(), params, query, body), DecodeError)
+        if isinstance(message, Exception):
+            seen["refused"] += 1
+            assert str(message)
+            return
+        seen["built"] += 1
+        assert message.DESCRIPTOR.full_name == route.rpc.input_type.full_name
+        message.SerializeToString()  # what was built is a whole message
+
+    check()
+    assert seen["refused"] > 0, seen
+    assert seen["built"] > 0, seen
 
 
-@FUZZ
-@given(raw=st.binary(max_size=80))
-def test_random_raw_query_through_to_request_only_raises_decode_error(raw: bytes) -> None:
-    """The bridge's query path (parse_query then to_request) on raw bytes: only DecodeError."""
-    route = _ROUTES["ListCheckpoints"]
-    try:
-        to_request(route, Codec(), {}, parse_query(raw), b"")
-    except DecodeError as exc:
-        assert str(exc)
+def test_random_raw_query_through_to_request_only_raises_decode_error() -> None:
+    """The bridge's query path (parse_query, then to_request for ListCheckpoints) on raw bytes
+    and on near-valid query strings: a request or a DecodeError, nothing else."""
+    seen: Counter[str] = Counter()
+    near_valid = st.lists(
+        st.sampled_from(
+            [
+                b"page_size=1",
+                b"pageSize=%31",
+                b"state=ready",
+                b"page_token=",
+                b"state=9",
+                b"page_size=1e3",
+                b"x=%zz",
+                b"%C3%A9=1",
+                b"=",
+                b"&&",
+                b"page_size=%FF",
+            ]
+        ),
+        max_size=4,
+    ).map(b"&".join)
+
+    @FUZZ
+    @given(raw=st.one_of(st.binary(max_size=80), near_valid))
+    def check(raw: bytes) -> None:
+        route = _ROUTES["ListCheckpoints"]
+        built = _attempt(lambda: to_request(route, Codec(), {}, parse_query(raw), b""), DecodeError)
+        seen["refused" if isinstance(built, Exception) else "built"] += 1
+
+    check()
+    assert seen["refused"] > 0, seen
+    assert seen["built"] > 0, seen
 
 
 def test_route_table_has_the_fuzzed_methods() -> None:
@@ -252,4 +310,3 @@ def test_route_table_has_the_fuzzed_methods() -> None:
             "ListCheckpoints",
             "CreateCheckpoint",
         }
-
