@@ -91,7 +91,7 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
 
 
 def _data(data: dict[str, str], request: Request) -> Response:
-    body = json.dumps({"data": data}).encode()
+    body = json.dumps({"data": data}, separators=(",", ":")).encode()
     rid = request_id(request.headers.get("x-request-id"))
     return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})
 

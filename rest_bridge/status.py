@@ -54,7 +54,7 @@ LOCAL_MESSAGES: dict[grpc.StatusCode, str] = {
 OVERLOADED = "the checkpoint service is overloaded; retry later"
 JSON_TYPE = "application/json"
 # Returned when rendering an error itself fails: a constant, like grpc-gateway's fallback.
-FALLBACK_BODY = b'{"error": {"code": "internal", "message": "internal error"}}'
+FALLBACK_BODY = b'{"error":{"code":"internal","message":"internal error"}}'
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ApiError(Exception):
         if request_id:
             headers["X-Request-Id"] = request_id
         try:
-            body = json.dumps(self.envelope(), ensure_ascii=False).encode()
+            body = json.dumps(self.envelope(), ensure_ascii=False, separators=(",", ":")).encode()
         except (TypeError, ValueError):
             body = FALLBACK_BODY
         return headers, body
