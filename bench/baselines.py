@@ -7,8 +7,8 @@
 
     python -m bench.baselines json --listen 127.0.0.1:PORT
         A Starlette app answering every GET with constant JSON bytes (a GetCheckpoint envelope),
-        under uvicorn with the bridge's own settings (rest_bridge.app.uvicorn_config). It is what
-        the ASGI server and Starlette cost per request.
+        under uvicorn with the bridge's own settings (rest_bridge.serving.uvicorn_config). It is
+        what the ASGI server and Starlette cost per request.
 
 Each prints `bench-baseline: serving ... on HOST:PORT` once it listens, and stops on SIGTERM.
 """
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rest_bridge.app import uvicorn_config
+from rest_bridge.serving import uvicorn_config
 from server.config import ServerConfig
 from server.convert import checkpoint_to_proto
 from server.domain import Checkpoint, Resources, State

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from rest_bridge.app import ManagedServer, create_app, uvicorn_config
+from rest_bridge.app import create_app
 from rest_bridge.config import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
@@ -24,6 +24,7 @@ from rest_bridge.config import (
 )
 from rest_bridge.routes import RouteError
 from rest_bridge.schema import DEFAULT_SERVICES, SchemaError, default_descriptor_set, load_schema
+from rest_bridge.serving import ManagedServer, uvicorn_config
 
 # Reconnect quickly after the gRPC server restarts (grpcio's default backoff grows to 120 s).
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 
 import grpc
-import uvicorn
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
@@ -94,31 +91,3 @@ def _data(data: dict[str, str], request: Request) -> Response:
     body = json.dumps({"data": data}, separators=(",", ":")).encode()
     rid = request_id(request.headers.get("x-request-id"))
     return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})
-
-
-class ManagedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the process's main loop owns SIGTERM/SIGINT.
-
-    uvicorn's handlers re-raise the signal after a graceful stop, so the process would end
-    "killed by SIGTERM" instead of exiting 0.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    """The ASGI server settings of the bridge, whichever process serves it (its own, the gRPC
-    server's with `checkpoint-server serve --rest-listen`, or `make bench`'s baseline)."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        http="httptools",
-        lifespan="off",
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )

@@ -14,6 +14,8 @@ from rest_bridge.codec import DecodeError
 # HTTP header (lowercase) -> gRPC metadata key. Nothing else is forwarded.
 FORWARDED: dict[str, str] = {"authorization": "authorization", "x-request-id": "x-request-id"}
 
+MAX_AUTHORIZATION_LENGTH = 4096
+"""Longer Authorization values are forwarded empty: real bearer tokens are far shorter."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
@@ -28,11 +30,16 @@ def request_id(header: str | None) -> str:
 
 
 def outbound(authorization: list[str], rid: str) -> tuple[tuple[str, str], ...]:
-    """gRPC metadata for a call. A header value gRPC cannot carry is sent empty, so the server
-    still decides (it answers "malformed authorization header")."""
-    pairs = [("authorization", v if _PRINTABLE.fullmatch(v) else "") for v in authorization]
+    """gRPC metadata for a call. A header value gRPC cannot carry (non-printable, or longer than
+    any token; grpcio refuses metadata over 16 KiB with RESOURCE_EXHAUSTED) is sent empty, so the
+    server still decides: it answers "malformed authorization header"."""
+    pairs = [("authorization", v if _forwardable(v) else "") for v in authorization]
     pairs.append(("x-request-id", rid))
     return tuple(pairs)
+
+
+def _forwardable(value: str) -> bool:
+    return len(value) <= MAX_AUTHORIZATION_LENGTH and _PRINTABLE.fullmatch(value) is not None
 
 
 def deadline(header: str | None, cap: float) -> float:

@@ -52,6 +52,7 @@ LOCAL_MESSAGES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.DATA_LOSS: "internal error",
 }
 OVERLOADED = "the checkpoint service is overloaded; retry later"
+SHUTTING_DOWN = "the checkpoint service stopped while handling the request; retry it"
 JSON_TYPE = "application/json"
 # Returned when rendering an error itself fails: a constant, like grpc-gateway's fallback.
 FALLBACK_BODY = b'{"error":{"code":"internal","message":"internal error"}}'
@@ -105,6 +106,10 @@ class ApiError(Exception):
                 retry_after = info.retry_delay.ToTimedelta().total_seconds()
         if status is None and code in LOCAL_MESSAGES:
             message = LOCAL_MESSAGES[code]
+        if code is grpc.StatusCode.CANCELLED and status is None:
+            # The bridge never cancels a call it still answers, so this CANCELLED is the
+            # upstream's: grpcio cancels calls that arrived as its server stopped. Retry elsewhere.
+            code, message, retry_after = grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN, 1.0
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is None:
             # Only a rate limit (RetryInfo) is a 429 (api-contract.md). Without it, grpcio is
             # shedding load (its concurrent-RPC cap) or refusing a message size: both are the

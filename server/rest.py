@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import grpc
 import uvicorn
 
-from rest_bridge.app import ManagedServer, create_app, uvicorn_config
+from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.routes import RouteError
 from rest_bridge.schema import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.serving import ManagedServer, uvicorn_config
 
 STARTUP_TIMEOUT = 10.0
 """Seconds the in-process REST server may take to start before serve gives up."""

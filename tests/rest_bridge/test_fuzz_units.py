@@ -4,9 +4,10 @@ strings and request transcoding only ever fail with their own error types, and r
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from hypothesis import HealthCheck, given, settings
@@ -255,6 +256,82 @@ def test_random_requests_only_raise_decode_error() -> None:
         seen["built"] += 1
         assert message.DESCRIPTOR.full_name == route.rpc.input_type.full_name
         message.SerializeToString()  # what was built is a whole message
+
+    check()
+    assert seen["refused"] > 0, seen
+    assert seen["built"] > 0, seen
+
+
+_FIELD_KEYS = [
+    "display_name",
+    "displayName",
+    "resources",
+    "limits",
+    "requests",
+    "memory_mib",
+    "memoryMib",
+    "vcpus",
+    "state",
+    "id",
+    "etag",
+    "create_time",
+    "update_mask",
+    "checkpoint",
+]
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from(["ready", "CHECKPOINT_STATE_READY", "2026-01-01T00:00:00Z", "1e3", "-0"]),
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.one_of(st.sampled_from(_FIELD_KEYS), st.text(max_size=6)), inner, max_size=4
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+def test_random_json_bodies_only_raise_decode_error() -> None:
+    """Random JSON documents, shaped like checkpoints, as Create and Update bodies become a
+    request message or a DecodeError, nothing else."""
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(
+        rpc=st.sampled_from(["CreateCheckpoint", "UpdateCheckpoint"]),
+        document=st.one_of(
+            _JSON_VALUES,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "display_name": _JSON_VALUES,
+                    "state": _JSON_VALUES,
+                    "resources": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "limits": st.dictionaries(st.just("memory_mib"), _JSON_SCALARS),
+                            "requests": st.dictionaries(
+                                st.sampled_from(["memory_mib", "vcpus"]), _JSON_SCALARS
+                            ),
+                        },
+                    ),
+                },
+            ),
+        ),
+    )
+    def check(rpc: str, document: Any) -> None:
+        route = _ROUTES[rpc]
+        params = {variable.field_path: "name" for variable in route.template.variables}
+        body = json.dumps(document).encode()
+        built = _attempt(lambda: to_request(route, Codec(), params, [], body), DecodeError)
+        seen["refused" if isinstance(built, Exception) else "built"] += 1
 
     check()
     assert seen["refused"] > 0, seen
