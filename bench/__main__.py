@@ -41,7 +41,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
 from bench import baselines, loads, procs
 from bench import profile as spy
-from bench.seed import SeededStore, seeded_store
+from bench.seed import SeededStore, seed_postgres, seeded_store
 from rest_bridge.schema import default_descriptor_set, load_schema
 from server.convert import checkpoint_to_proto
 from server.tokens import READ_SCOPE, create_token
@@ -71,6 +71,8 @@ class Settings:
     out_dir: Path
     cache_dir: Path
     work_dir: Path
+    postgres: str = ""
+    """A PostgreSQL URL for the PostgreSQL row; empty leaves the row out."""
 
 
 @dataclass
@@ -207,11 +209,11 @@ def _get(url: str, token: str) -> bytes:
 
 
 def _serve(
-    name: str, store: SeededStore, tokens: Path, work_dir: Path, rest: bool
+    name: str, database: str, tokens: Path, work_dir: Path, rest: bool
 ) -> tuple[procs.Proc, str, str]:
-    """checkpoint-server on store (--rate-limit 0): the process, gRPC address, REST address."""
+    """checkpoint-server on database (--rate-limit 0): the process, gRPC address, REST address."""
     args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
-    args += ["--database", store.url, "--tokens", str(tokens), "--rate-limit", "0"]
+    args += ["--database", database, "--tokens", str(tokens), "--rate-limit", "0"]
     if rest:
         args += ["--rest-listen", "127.0.0.1:0"]
     server = procs.start(name, args, work_dir)
@@ -231,6 +233,8 @@ def run(settings: Settings) -> dict[str, Any]:
     bench = Bench(s, create_token(tokens, "bench", [READ_SCOPE]))
     _baselines(bench, small)
     _small_store(bench, small, tokens)
+    if s.postgres:
+        _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)
     return {
         "settings": {
@@ -290,7 +294,7 @@ def _baselines(bench: Bench, small: SeededStore) -> None:
 def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
     """The service on the small store: gRPC, REST through the bridge, REST in-process."""
     s, token = bench.settings, bench.token
-    server, address, inprocess = _serve("server-small", small, tokens, s.work_dir, rest=True)
+    server, address, inprocess = _serve("server-small", small.url, tokens, s.work_dir, rest=True)
     bridge_port = procs.free_port()
     bridge = procs.start(
         "bridge",
@@ -340,10 +344,28 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
         server.stop()
 
 
+def _postgres_store(bench: Bench, url: str, count: int, tokens: Path) -> None:
+    """gRPC GetCheckpoint by id with the same checkpoints in PostgreSQL, to compare stores."""
+    s = bench.settings
+    sample_id = seed_postgres(url, count)
+    server, address, _ = _serve("server-postgres", url, tokens, s.work_dir, rest=False)
+    try:
+        target = Target(
+            f"http://{address}{GRPC_PATH}",
+            [server],
+            _grpc_frame(s.work_dir, "postgres-id", sample_id),
+            _check_grpc(address, bench.token, sample_id),
+        )
+        label = f"gRPC GetCheckpoint by id, PostgreSQL, {_power(count)} store"
+        bench.measure("grpc-id-postgres", label, "grpc", target)
+    finally:
+        server.stop()
+
+
 def _large_store(bench: Bench, large: SeededStore, tokens: Path) -> None:
     """The same server on the large store (with its idle REST door, so memory compares)."""
     s = bench.settings
-    server, address, _ = _serve("server-large", large, tokens, s.work_dir, rest=True)
+    server, address, _ = _serve("server-large", large.url, tokens, s.work_dir, rest=True)
     try:
         target = Target(
             f"http://{address}{GRPC_PATH}",
@@ -554,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where reports are written")
     parser.add_argument(
+        "--postgres",
+        default=os.environ.get("CHECKPOINT_BENCH_POSTGRES_URL", ""),
+        help="also measure gRPC GetCheckpoint on this PostgreSQL database (its checkpoints "
+        "table is filled with the small store's rows) [CHECKPOINT_BENCH_POSTGRES_URL]",
+    )
+    parser.add_argument(
         "--no-install", action="store_true", help="fail instead of installing wrk and h2load"
     )
     return parser
@@ -577,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir=out,
         cache_dir=out / "cache",
         work_dir=out / f"run-{stamp}",
+        postgres=args.postgres,
     )
     try:
         ensure_tools(install=not args.no_install)

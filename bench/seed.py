@@ -1,4 +1,5 @@
-"""SQLite stores of N checkpoints for the benchmark, made once and cached.
+"""Stores of N checkpoints for the benchmark: SQLite files made once and cached, and the same
+rows written into a PostgreSQL database for the store comparison.
 
 A store is written through the service's own Store (server.store.open_store, import_many) in a
 few large transactions, so it is exactly what the server would have written. The file is cached
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import json
 import random
@@ -81,8 +81,8 @@ def _checkpoints(start: int, stop: int, rng: random.Random) -> list[Checkpoint]:
     return out
 
 
-async def _build(path: Path, count: int) -> None:
-    store = open_store(f"sqlite:///{path}")
+async def _build(url: str, count: int) -> None:
+    store = open_store(url)
     try:
         rng = random.Random(count)  # noqa: S311 (test data, not secrets)
         for start in range(0, count, BATCH):
@@ -91,8 +91,8 @@ async def _build(path: Path, count: int) -> None:
         await store.close()
 
 
-async def _sample(path: Path, count: int) -> tuple[str, str]:
-    store = open_store(f"sqlite:///{path}")
+async def _sample(url: str, count: int) -> tuple[str, str]:
+    store = open_store(url)
     try:
         found = await store.get(ByName(name_of(count // 2)))
         assert (await store.get(ById(found.id))).display_name == found.display_name
@@ -116,8 +116,7 @@ def seeded_store(cache_dir: Path, count: int) -> SeededStore:
             leftover.unlink()
         print(f"bench: writing {count} checkpoints to {path.name} (cached)", file=sys.stderr)
         started = time.monotonic()
-        asyncio.run(_build(partial, count))
-        gc.collect()  # SQLiteStore.close leaves its writer connection to the collector
+        asyncio.run(_build(f"sqlite:///{partial}", count))
         # Fold the WAL into the file and leave WAL mode, so the one file is the whole store
         # (the server turns WAL back on when it opens it).
         with contextlib.closing(sqlite3.connect(partial)) as conn:
@@ -125,5 +124,16 @@ def seeded_store(cache_dir: Path, count: int) -> SeededStore:
             conn.execute("PRAGMA journal_mode = DELETE")
         partial.rename(path)
         took = time.monotonic() - started
-    sample_id, sample_name = asyncio.run(_sample(path, count))
+    sample_id, sample_name = asyncio.run(_sample(f"sqlite:///{path}", count))
     return SeededStore(path, count, sample_id, sample_name, took)
+
+
+def seed_postgres(url: str, count: int) -> str:
+    """Write the same count checkpoints into a PostgreSQL database (idempotent by id); the id
+    the load asks for.
+
+    Raises:
+        CheckpointError: the database cannot be written or read.
+    """
+    asyncio.run(_build(url, count))
+    return asyncio.run(_sample(url, count))[0]
