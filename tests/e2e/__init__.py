@@ -16,12 +16,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+from checkpoint.v1 import checkpoint_service_pb2 as svc
+from grpc_health.v1 import health, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -325,3 +329,39 @@ def http_client(base_url: str) -> httpx.Client:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+SERVICE = "checkpoint.v1.CheckpointService"
+GetCheckpoint = Callable[
+    [svc.GetCheckpointRequest, grpc.ServicerContext], svc.GetCheckpointResponse
+]
+
+
+class StandInUpstream:
+    """A gRPC server standing in for checkpoint-server in front of a bridge: SERVING by health,
+    with a GetCheckpoint of the test's choosing (slow, holding, recording)."""
+
+    def __init__(self, get_checkpoint: GetCheckpoint, workers: int = 8) -> None:
+        self._server = grpc.server(ThreadPoolExecutor(max_workers=workers))
+        handler = grpc.unary_unary_rpc_method_handler(
+            get_checkpoint,
+            request_deserializer=svc.GetCheckpointRequest.FromString,
+            response_serializer=svc.GetCheckpointResponse.SerializeToString,
+        )
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"GetCheckpoint": handler}),)
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self._server)  # type: ignore[no-untyped-call]
+        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
+        self._server.start()
+
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop at once, waiting at most `wait` seconds for held calls to end."""
+        self._server.stop(0).wait(wait)
+
+
+def hold(context: grpc.ServicerContext, seconds: float) -> None:
+    """Block a stand-in's handler until its caller gives up or seconds pass."""
+    deadline = time.monotonic() + seconds
+    while context.is_active() and time.monotonic() < deadline:
+        time.sleep(0.01)

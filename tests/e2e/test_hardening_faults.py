@@ -16,7 +16,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,12 +25,14 @@ import httpx
 import pytest
 from checkpoint.v1 import checkpoint_pb2 as pb
 from checkpoint.v1 import checkpoint_service_pb2 as svc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e import (
     ERROR_CODES,
+    SERVICE,
     Bridge,
     Process,
+    StandInUpstream,
     Tokens,
     bearer,
     executable,
@@ -41,7 +42,6 @@ from tests.e2e import (
     start_bridge,
 )
 
-SERVICE = "checkpoint.v1.CheckpointService"
 INTERNAL_ADDRESS = re.compile(r"127\.0\.0\.1|ipv4:|ipv6:|\[::1\]|localhost", re.IGNORECASE)
 RECOVERY_LIMIT = 5.0
 ANSWER_LIMIT = 5.0
@@ -357,25 +357,14 @@ def _stream_end(stream: Iterator[health_pb2.HealthCheckResponse]) -> grpc.Status
     return None
 
 
-class DelayedUpstream:
-    """A stand-in gRPC server (SERVING by health) whose GetCheckpoint answers a checkpoint after
-    UPSTREAM_DELAY; it records the x-request-id of every call that reached it."""
+class DelayedUpstream(StandInUpstream):
+    """A stand-in whose GetCheckpoint answers a checkpoint after UPSTREAM_DELAY; it records the
+    x-request-id of every call that reached it."""
 
     def __init__(self) -> None:
         self.request_ids: set[str] = set()
         self._lock = threading.Lock()
-        self._server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._get,
-            request_deserializer=svc.GetCheckpointRequest.FromString,
-            response_serializer=svc.GetCheckpointResponse.SerializeToString,
-        )
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, {"GetCheckpoint": handler}),)
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self._server)  # type: ignore[no-untyped-call]
-        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
-        self._server.start()
+        super().__init__(self._get)
 
     def _get(
         self, request: svc.GetCheckpointRequest, context: grpc.ServicerContext
@@ -391,9 +380,6 @@ class DelayedUpstream:
                 state=pb.CHECKPOINT_STATE_READY,
             )
         )
-
-    def stop(self) -> None:
-        self._server.stop(0).wait(5)
 
 
 def test_bridge_sigterm_under_load_answers_every_accepted_request(

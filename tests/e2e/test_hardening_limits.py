@@ -28,22 +28,22 @@ import pytest
 from checkpoint.v1 import checkpoint_pb2 as pb
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
-from grpc_health.v1 import health, health_pb2_grpc
 
 from tests.e2e import (
     ERROR_CODES,
     Bridge,
     GrpcServer,
+    StandInUpstream,
     Tokens,
     bearer,
     check_envelope,
+    hold,
     http_client,
     import_checkpoints,
     start_bridge,
     start_server,
 )
 
-SERVICE = "checkpoint.v1.CheckpointService"
 BULK = 1001
 RATE = "40"
 HOLD_SECONDS = 5.0
@@ -57,38 +57,22 @@ def _bulk_entry(index: int) -> dict[str, Any]:
     }
 
 
-class HoldingUpstream:
-    """A stand-in gRPC server (SERVING by health) whose GetCheckpoint holds each call until the
-    caller's deadline or HOLD_SECONDS; `arrived` is set when a call reaches it."""
+class HoldingUpstream(StandInUpstream):
+    """A stand-in whose GetCheckpoint holds each call until the caller's deadline or
+    HOLD_SECONDS; `arrived` is set when a call reaches it."""
 
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.calls = 0
-        self._server = grpc.server(ThreadPoolExecutor(max_workers=4))
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._get,
-            request_deserializer=svc.GetCheckpointRequest.FromString,
-            response_serializer=svc.GetCheckpointResponse.SerializeToString,
-        )
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, {"GetCheckpoint": handler}),)
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self._server)  # type: ignore[no-untyped-call]
-        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
-        self._server.start()
+        super().__init__(self._get, workers=4)
 
     def _get(
         self, request: svc.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> svc.GetCheckpointResponse:
         self.calls += 1
         self.arrived.set()
-        deadline = time.monotonic() + HOLD_SECONDS
-        while context.is_active() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        hold(context, HOLD_SECONDS)
         return svc.GetCheckpointResponse()
-
-    def stop(self) -> None:
-        self._server.stop(0).wait(HOLD_SECONDS)
 
 
 @dataclass(frozen=True)

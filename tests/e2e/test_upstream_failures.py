@@ -18,21 +18,21 @@ import pytest
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health, health_pb2_grpc
 from grpc_status import rpc_status
 
 from tests.e2e import (
     Bridge,
     GrpcServer,
+    StandInUpstream,
     Tokens,
     bearer,
     free_port,
+    hold,
     http_client,
     start_bridge,
     start_server,
 )
 
-SERVICE = "checkpoint.v1.CheckpointService"
 SLOW_CALL_SECONDS = 5.0
 
 
@@ -83,25 +83,12 @@ def slow_upstream() -> Iterator[str]:
     def get_checkpoint(
         request: svc.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> svc.GetCheckpointResponse:
-        deadline = time.monotonic() + SLOW_CALL_SECONDS
-        while context.is_active() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        hold(context, SLOW_CALL_SECONDS)
         return svc.GetCheckpointResponse()
 
-    server = grpc.server(ThreadPoolExecutor(max_workers=4))
-    handler = grpc.unary_unary_rpc_method_handler(
-        get_checkpoint,
-        request_deserializer=svc.GetCheckpointRequest.FromString,
-        response_serializer=svc.GetCheckpointResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"GetCheckpoint": handler}),)
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0).wait(SLOW_CALL_SECONDS)
+    upstream = StandInUpstream(get_checkpoint, workers=4)
+    yield upstream.address
+    upstream.stop(SLOW_CALL_SECONDS)
 
 
 @pytest.fixture(scope="module")
