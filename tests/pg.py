@@ -21,18 +21,20 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests.throwaway import free_port, missing, read_log, stop_process
 
 URL_VARIABLE = "CHECKPOINT_TEST_POSTGRES_URL"
 _INSTALL_HINT = (
@@ -68,13 +70,6 @@ def find_postgres_bindir() -> Path | None:
 
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ThrowawayPostgres:
@@ -146,7 +141,7 @@ class ThrowawayPostgres:
             raise RuntimeError(f"PostgreSQL did not restart; its log:\n{self._log_text()}")
 
     def _try_start(self, port: int = 0) -> bool:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -185,31 +180,19 @@ class ThrowawayPostgres:
         )
 
     def _log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
+        return read_log(self.log)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), SIGKILL if that hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, signal.SIGINT, _STOP_TIMEOUT)
 
     def remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def missing_binaries() -> None:
+def missing_binaries() -> NoReturn:
     """Fail (in CI) or skip (elsewhere) with the install command: there is no PostgreSQL."""
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        pytest.fail(_INSTALL_HINT, pytrace=False)
-    pytest.skip(_INSTALL_HINT)
+    missing(_INSTALL_HINT)
 
 
 @pytest.fixture(scope="session")
@@ -222,7 +205,6 @@ def postgres_url() -> Iterator[str]:
     bindir = find_postgres_bindir()
     if bindir is None:
         missing_binaries()
-        raise AssertionError("unreachable")  # pytest.fail and pytest.skip raise
     server = ThrowawayPostgres(bindir)
     try:
         server.start()

@@ -20,16 +20,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
+
+from tests.throwaway import free_port, missing, read_log, stop_process
 
 URL_VARIABLE = "CHECKPOINT_TEST_REDIS_URL"
 _INSTALL_HINT = (
@@ -40,13 +42,6 @@ _INSTALL_HINT = (
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
 _CLEANUP_BATCH = 500
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ThrowawayRedis:
@@ -71,7 +66,7 @@ class ThrowawayRedis:
         """
         fixed = self.port != 0
         for _ in range(1 if fixed else 3):
-            if self._try_start(self.port if fixed else _free_port()):
+            if self._try_start(self.port if fixed else free_port()):
                 return
         raise RuntimeError(f"redis-server did not start; its log:\n{self._log_text()}")
 
@@ -116,30 +111,18 @@ class ThrowawayRedis:
         )
 
     def _log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
+        return read_log(self.log)
 
     def stop(self) -> None:
         """SIGTERM (no save: persistence is off), SIGKILL if that hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(_STOP_TIMEOUT)
+        stop_process(self.process, signal.SIGTERM, _STOP_TIMEOUT)
 
     def remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _missing_binary() -> None:
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        pytest.fail(_INSTALL_HINT, pytrace=False)
-    pytest.skip(_INSTALL_HINT)
+def _missing_binary() -> NoReturn:
+    missing(_INSTALL_HINT)
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +131,6 @@ def redis_server_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         _missing_binary()
-        raise AssertionError("unreachable")  # pytest.fail and pytest.skip raise
     return binary
 
 
@@ -162,7 +144,6 @@ def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         _missing_binary()
-        raise AssertionError("unreachable")
     server = ThrowawayRedis(binary)
     try:
         server.start()

@@ -44,7 +44,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Setup]:
     bindir = find_postgres_bindir()
     if bindir is None:
         missing_binaries()
-        raise AssertionError("unreachable")
     work: Path = tmp_path_factory.mktemp("store-health")
     pg = ThrowawayPostgres(bindir)
     pg.start()
