@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import grpc
-from checkpoint.v1 import checkpoint_pb2 as pb
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
@@ -76,5 +75,3 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         deleted = await self._store.delete(parse_lookup(request.checkpoint_id), request.etag)
         return svc.DeleteCheckpointResponse(checkpoint=checkpoint_to_proto(deleted))
 
-
-__all__ = ["CheckpointServicer", "pb"]
