@@ -10,7 +10,7 @@ handles the other well-known types. The deviations from proto3 JSON:
 3. 64-bit integers are JSON numbers, not strings; input accepts a number or a numeric string.
 4. Enums are their lowercase value name without the type prefix (CHECKPOINT_STATE_READY ->
    "ready"); the zero ("unspecified") value is never emitted. Input accepts the short name, the
-   full name or the number.
+   full name (in any letter case) or the number.
 
 Timestamps are RFC 3339 in UTC ("Z"), as json_format writes them.
 """
@@ -350,7 +350,10 @@ class Codec:
                 if short is not None and v.number != 0:
                     inputs[short] = v.number
             self._enum_inputs[enum.full_name] = inputs
+        # Names in another letter case ("READY", "Ready") are accepted too: input is lenient.
         number = inputs.get(text)
+        if number is None:
+            number = inputs.get(text.lower(), inputs.get(text.upper()))
         if number is not None:
             return number
         allowed = ", ".join(

@@ -373,10 +373,19 @@ def test_decode_enum_forms(codec: Codec, value: object, number: int) -> None:
     assert msg.state == number
 
 
-def test_decode_enum_is_case_sensitive(codec: Codec) -> None:
-    """ "READY" is not a value name; the error lists the allowed lowercase names."""
+@pytest.mark.parametrize("value", ["READY", "Ready", "checkpoint_state_ready"])
+def test_decode_enum_name_in_any_case(codec: Codec, value: str) -> None:
+    """Enum names are accepted in any letter case (input is lenient; output is lowercase)."""
+    msg = pb.Checkpoint()
+    codec.decode({"state": value}, msg)
+    assert msg.state == pb.CHECKPOINT_STATE_READY
+
+
+@pytest.mark.parametrize("value", ["UNSPECIFIED", "unspecified", "ready!", "rea dy"])
+def test_decode_enum_unknown_or_unspecified_name(codec: Codec, value: str) -> None:
+    """A name that is no value (the short unspecified name included) lists the allowed names."""
     with pytest.raises(DecodeError) as caught:
-        codec.decode({"state": "READY"}, pb.Checkpoint())
+        codec.decode({"state": value}, pb.Checkpoint())
     assert str(caught.value) == "state: must be one of creating, ready, failed, deleting"
 
 

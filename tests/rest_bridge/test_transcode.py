@@ -132,9 +132,9 @@ def test_list_singular_param_given_twice(table: RouteTable, codec: Codec) -> Non
             id="page-size-over-int32",
         ),
         pytest.param(
-            [("state", "READY")],
+            [("state", "REDDY")],
             "query parameter state: must be one of creating, ready, failed, deleting",
-            id="state-wrong-case",
+            id="state-unknown-name",
         ),
         pytest.param([("filter", "x")], "unknown query parameter 'filter'", id="unknown"),
     ],
