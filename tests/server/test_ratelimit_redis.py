@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from server.errors import InvalidArgument, RateLimited
 from server.ratelimit import RateLimiter, open_rate_limiter
-from server.ratelimit_redis import RedisRateLimiter
+from server.ratelimit_redis import TIMEOUT, RedisRateLimiter
 from tests.redis import ThrowawayRedis
 
 KEY = "ci-token"
@@ -34,7 +34,12 @@ SLOW = 0.001  # calls per second: no refill worth counting within a test
 async def _limiters(
     url: str, count: int, rate: float, burst: int, prefix: str, **options: Any
 ) -> AsyncIterator[list[RedisRateLimiter]]:
-    """count limiters (replicas) on the Redis at url, each with its own client, closed after."""
+    """count limiters (replicas) on the Redis at url, each with its own client, closed after.
+
+    Their timeout is 2 s unless a test sets one: on a loaded machine the production 0.25 s would
+    let a slow answer fail open, and the tests of the shared bucket would count local calls.
+    """
+    options.setdefault("timeout", 2.0)
     async with AsyncExitStack() as stack:
         made = []
         for _ in range(count):
@@ -217,7 +222,9 @@ async def test_redis_down_fails_open_to_local_buckets(
 @pytest.mark.anyio
 async def test_silent_redis_costs_one_timeout(silent_url: str) -> None:
     """A Redis that never answers delays one call by the timeout; the next calls skip it."""
-    async with _limiters(silent_url, 1, SLOW, 100, "p:", retry_interval=60.0) as (limiter,):
+    async with _limiters(silent_url, 1, SLOW, 100, "p:", retry_interval=60.0, timeout=TIMEOUT) as (
+        limiter,
+    ):
         started = time.monotonic()
         await limiter.acquire(KEY)
         first = time.monotonic() - started
