@@ -74,4 +74,3 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
     ) -> svc.DeleteCheckpointResponse:
         deleted = await self._store.delete(parse_lookup(request.checkpoint_id), request.etag)
         return svc.DeleteCheckpointResponse(checkpoint=checkpoint_to_proto(deleted))
-
