@@ -36,8 +36,8 @@ check-generated: generate ## Fail when the committed generated code differs from
 	git diff --exit-code -- $(PROTO_OUT) || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 
 lint: setup ## ruff, mypy, buf lint, buf format, buf breaking against main.
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 	$(BIN)/mypy
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
