@@ -12,17 +12,9 @@ teardown.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import grpc
@@ -31,8 +23,8 @@ import pytest
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
+from tests.e2e import Process, create_token, executable, free_port, import_checkpoints, start
+
 BURST = 150
 """Calls each token may make (the rate refills ~nothing during the test)."""
 REQUEST_ID = "inprocess-test"
@@ -52,96 +44,6 @@ SEED = [
 ]
 
 
-def _script(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed; run `make setup`")
-    return found
-
-
-def _run(args: Sequence[str]) -> str:
-    done = subprocess.run(
-        list(args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _token(tokens: Path, name: str, *scopes: str) -> str:
-    args = [
-        _script("checkpoint-server"),
-        "token",
-        "create",
-        "--tokens",
-        str(tokens),
-        "--name",
-        name,
-    ]
-    for scope in scopes:
-        args += ["--scope", scope]
-    return _run(args).strip()
-
-
-@dataclass
-class _Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def text(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def tail(self) -> str:
-        err = self.err.read_text(errors="replace")
-        return f"--- {self.name}\n{self.text()[-2000:]}\n{err[-3000:]}"
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            found = re.search(pattern, self.text())
-            if found is not None:
-                return found
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} printed no {pattern!r}\n{self.tail()}")
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                return self.popen.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-        return self.popen.wait(timeout=STOP_TIMEOUT)
-
-
-def _start(name: str, args: Sequence[str], logs: Path) -> _Proc:
-    out, err = logs / f"{name}.out", logs / f"{name}.err"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        popen = subprocess.Popen(list(args), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
-    return _Proc(name, popen, out, err)
-
-
-def _wait_ready(url: str, proc: _Proc) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.popen.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} never answered 200\n{proc.tail()}")
-        time.sleep(0.05)
-
-
 @dataclass(frozen=True)
 class Doors:
     inprocess: str
@@ -150,7 +52,7 @@ class Doors:
     read: str
     write: str
     limited: str
-    server: _Proc
+    server: Process
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +60,15 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
     """One server with --rest-listen, and a separate bridge in front of its gRPC port."""
     work = tmp_path_factory.mktemp("inprocess")
     tokens = work / "tokens.json"
-    read = _token(tokens, "reader", "checkpoints:read")
-    write = _token(tokens, "writer", "checkpoints:write")
-    limited = _token(tokens, "limited", "checkpoints:read")
+    read = create_token(tokens, "reader", ["checkpoints:read"])
+    write = create_token(tokens, "writer", ["checkpoints:write"])
+    limited = create_token(tokens, "limited", ["checkpoints:read"])
     database = f"sqlite:///{work / 'checkpoints.db'}"
-    (work / "seed.json").write_text(json.dumps(SEED), encoding="utf-8")
-    _run([_script("checkpoint-server"), "import", "--database", database, str(work / "seed.json")])
-    server = _start(
+    import_checkpoints(database, SEED, work / "seed.json")
+    server = start(
         "server",
         [
-            _script("checkpoint-server"),
+            executable("checkpoint-server"),
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -186,13 +87,13 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
     )
     procs = [server]
     try:
-        grpc_address = server.wait_for(r"serving gRPC on (\S+:\d+)").group(1)
-        rest_address = server.wait_for(r"serving REST on (\S+:\d+)").group(1)
-        bridge_address = f"127.0.0.1:{_free_port()}"
-        bridge = _start(
+        grpc_address = _address(server, "gRPC")
+        rest_address = _address(server, "REST")
+        bridge_address = f"127.0.0.1:{free_port()}"
+        bridge = start(
             "bridge",
             [
-                _script("checkpoint-rest-bridge"),
+                executable("checkpoint-rest-bridge"),
                 "--listen",
                 bridge_address,
                 "--upstream",
@@ -201,8 +102,8 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
             work,
         )
         procs.append(bridge)
-        _wait_ready(f"http://{rest_address}/readyz", server)
-        _wait_ready(f"http://{bridge_address}/readyz", bridge)
+        server.wait_for_http(f"http://{rest_address}/readyz")
+        bridge.wait_for_http(f"http://{bridge_address}/readyz")
         yield Doors(
             inprocess=f"http://{rest_address}",
             bridge=f"http://{bridge_address}",
@@ -217,12 +118,10 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
             proc.stop()
 
 
-def _free_port() -> int:
-    """A 127.0.0.1 port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _address(server: Process, door: str) -> str:
+    """The HOST:PORT the server prints once it serves door (gRPC or REST)."""
+    line = server.wait_for_output(re.compile(rf"serving {door} on \S+:\d+"))
+    return line.rsplit(" ", 1)[1]
 
 
 Answer = tuple[int, bytes, dict[str, str]]
@@ -340,6 +239,6 @@ def test_rate_limit_is_shared_and_answers_429_alike(doors: Doors) -> None:
 def test_sigterm_stops_both_doors(doors: Doors) -> None:
     """Last (module order): the server drains and exits 0 with the in-process REST door open."""
     assert doors.server.popen.poll() is None
-    assert doors.server.stop() == 0, doors.server.tail()
+    assert doors.server.stop() == 0, doors.server.output()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{doors.inprocess}/healthz", timeout=2.0)
