@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc_tools
 import httpx
 import pytest
+
+from tests.e2e import start, start_bridge
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -42,91 +41,40 @@ def compile_protos(proto: str, out: Path) -> Path:
     return target
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    """SIGTERM, then SIGKILL after 10 s; closes the pipes."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def start_bridge(
-    descriptor_set: Path, service: str, upstream: str
-) -> tuple[subprocess.Popen[str], str]:
-    """Start checkpoint-rest-bridge for a service and wait until it answers /healthz."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rest_bridge",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--upstream",
-            upstream,
-            "--descriptor-set",
-            str(descriptor_set),
-            "--service",
-            service,
-            "--timeout",
-            "5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bridge exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.05)
-    stop(process)
-    raise RuntimeError("bridge did not start within 20 s")
-
-
 @pytest.fixture(scope="session")
 def echo_descriptors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return compile_protos("testing/v1/echo.proto", tmp_path_factory.mktemp("echo"))
 
 
 @pytest.fixture(scope="session")
-def echo_upstream(echo_descriptors: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.transcoding.echo_server", str(echo_descriptors), SERVICE],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+def echo_upstream(
+    echo_descriptors: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The echo server for EchoService, on a free port."""
+    logs = tmp_path_factory.mktemp("echo-logs")
+    server = start(
+        "echo-server",
+        [sys.executable, str(HERE / "echo_server.py"), str(echo_descriptors), SERVICE],
+        logs,
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("port "):
-        stop(process)
-        raise RuntimeError(f"echo server did not start: {line!r}")
-    yield f"127.0.0.1:{line.split()[1]}"
-    stop(process)
+    try:
+        line = server.wait_for_output(re.compile(r"port \d+"))
+        yield f"127.0.0.1:{line.split()[1]}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def echo_http(echo_descriptors: Path, echo_upstream: str) -> Iterator[httpx.Client]:
-    process, base = start_bridge(echo_descriptors, SERVICE, echo_upstream)
-    with httpx.Client(base_url=base, timeout=10) as client:
-        yield client
-    stop(process)
+def echo_http(
+    echo_descriptors: Path, echo_upstream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """An HTTP client for a bridge exposing EchoService (it has no health service: /healthz)."""
+    extra = ["--descriptor-set", str(echo_descriptors), "--service", SERVICE, "--timeout", "5"]
+    bridge = start_bridge(
+        "echo-bridge", tmp_path_factory.mktemp("echo-bridge"), echo_upstream, extra, "/healthz"
+    )
+    try:
+        with httpx.Client(base_url=bridge.base_url, timeout=10) as client:
+            yield client
+    finally:
+        bridge.process.stop()

@@ -1,6 +1,6 @@
 """A gRPC server for any descriptor set that echoes each unary request back (test-only).
 
-Usage: python -m tests.transcoding.echo_server DESCRIPTOR_SET SERVICE; prints "port N" when ready.
+Usage: python tests/transcoding/echo_server.py DESCRIPTOR_SET SERVICE; prints "port N" when ready.
 """
 
 from __future__ import annotations
