@@ -32,8 +32,12 @@ generate: setup ## Regenerate the Python code and descriptor set from protos/.
 	  --descriptor_set_out=$(PROTO_OUT)/checkpoint.binpb --include_imports --include_source_info \
 	  $(PROTOS)
 
-check-generated: generate ## Fail when the committed generated code differs from protos/.
-	git diff --exit-code -- $(PROTO_OUT) || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+check-generated: generate ## Fail when the committed generated code differs from protos/ (new files too).
+	@changed=$$(git status --porcelain --untracked-files=all -- $(PROTO_OUT)); \
+	if [ -n "$$changed" ]; then \
+	  git diff -- $(PROTO_OUT); echo "$$changed" >&2; \
+	  echo "generated code is stale or untracked: run make generate and commit" >&2; exit 1; \
+	fi
 
 lint: setup ## ruff, mypy, buf lint, buf format, buf breaking against main.
 	$(BIN)/ruff check --no-cache .
@@ -45,8 +49,11 @@ lint: setup ## ruff, mypy, buf lint, buf format, buf breaking against main.
 	  $(BIN)/buf breaking --against '.git#branch=main'; \
 	else echo "buf breaking: no main branch with protos to compare against yet"; fi
 
-test: setup test-services ## Set everything up and run every test (PostgreSQL is started when none is given).
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: setup test-services ## Set everything up and run every test, with a coverage report and floor.
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 test-services: ## Install the PostgreSQL and Redis binaries the tests start, when missing.
 	bash scripts/ensure_test_services.sh
@@ -65,4 +72,4 @@ bench: setup ## Load the real processes with wrk and h2load; prints and saves th
 BENCH_ARGS ?=
 
 clean: ## Remove the virtualenv, caches and demo data.
-	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

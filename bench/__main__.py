@@ -42,7 +42,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from bench import baselines, loads, procs
 from bench import profile as spy
 from bench.seed import SeededStore, seed_postgres, seeded_store
-from rest_bridge.schema import default_descriptor_set, load_schema
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from server.convert import checkpoint_to_proto
 from server.tokens import READ_SCOPE, create_token
 

@@ -14,12 +14,13 @@ from starlette.types import Receive, Scope, Send
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
-from rest_bridge.dispatch import Transcoder
+from rest_bridge.descriptor_set import Schema
+from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.metadata import request_id
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import RESERVED_PATHS, build_routes
-from rest_bridge.schema import Schema
-from rest_bridge.status import JSON_TYPE, ApiError
+from rest_bridge.status import ApiError
+from rest_bridge.transcoder import Transcoder
 
 READY_TIMEOUT = 1.0
 
@@ -88,6 +89,6 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
 
 
 def _data(data: dict[str, str], request: Request) -> Response:
-    body = json.dumps({"data": data}, separators=(",", ":")).encode()
+    body = data_body(data)
     rid = request_id(request.headers.get("x-request-id"))
     return Response(body, media_type=JSON_TYPE, headers={"X-Request-Id": rid})

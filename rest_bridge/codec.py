@@ -1,7 +1,7 @@
 """Protobuf <-> JSON as the contract maps it: proto3 JSON with four named deviations.
 
-Encoders and decoders are compiled once per message type, and `google.protobuf.json_format`
-handles the other well-known types. The deviations from proto3 JSON:
+Encoders and decoders are compiled once per message type; rest_bridge.well_known holds the
+forms of the google.protobuf types. The deviations from proto3 JSON:
 
 1. Field names are the proto names (display_name), and every field without presence is
    emitted, zero values included; unset message fields render as their zero-valued message
@@ -21,19 +21,24 @@ import base64
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format, message_factory
+from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-Encoder = Callable[[Any], Any]
+from rest_bridge import well_known
+from rest_bridge.descriptors import (
+    descriptor_of,
+    enum_of,
+    enum_short_name,
+    find_field,
+    is_map,
+    is_well_known,
+    message_of,
+)
 
-_WRAPPERS_64 = frozenset({"google.protobuf.Int64Value", "google.protobuf.UInt64Value"})
-_FIELD_MASK = "google.protobuf.FieldMask"
-_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive on purpose: isoformat() then has no offset
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+Encoder = Callable[[Any], Any]
 
 
 class DecodeError(ValueError):
@@ -42,41 +47,6 @@ class DecodeError(ValueError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
-
-
-def message_of(fld: FieldDescriptor) -> Descriptor:
-    """The message type of a message-typed field."""
-    if fld.message_type is None:
-        raise TypeError(f"{fld.full_name} is not a message field")
-    return fld.message_type
-
-
-def enum_of(fld: FieldDescriptor) -> EnumDescriptor:
-    """The enum type of an enum-typed field."""
-    if fld.enum_type is None:
-        raise TypeError(f"{fld.full_name} is not an enum field")
-    return fld.enum_type
-
-
-def _descriptor(msg: Message) -> Descriptor:
-    # types-protobuf types DESCRIPTOR as a union with the upb class, which is the same thing.
-    return msg.DESCRIPTOR  # type: ignore[return-value]
-
-
-def is_well_known(desc: Descriptor) -> bool:
-    return desc.full_name.startswith("google.protobuf.")
-
-
-def enum_prefix(enum: EnumDescriptor) -> str:
-    """CheckpointState -> "CHECKPOINT_STATE_" (buf's ENUM_VALUE_PREFIX rule)."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", enum.name).upper() + "_"
-
-
-def enum_short_name(enum: EnumDescriptor, number: int) -> str | None:
-    value = enum.values_by_number.get(number)
-    if value is None:
-        return None
-    return value.name.removeprefix(enum_prefix(enum)).lower()
 
 
 class Codec:
@@ -89,7 +59,7 @@ class Codec:
 
     def encode(self, msg: Message) -> Any:
         """The JSON value (dicts, lists, scalars) of a message, per the contract's mapping."""
-        desc = _descriptor(msg)
+        desc = descriptor_of(msg)
         return self.encoder(desc)(msg)
 
     def encoder(self, desc: Descriptor) -> Encoder:
@@ -100,7 +70,7 @@ class Codec:
 
     def _compile(self, desc: Descriptor) -> Encoder:
         if is_well_known(desc):
-            encoder = _well_known_encoder(desc)
+            encoder = well_known.encoder(desc)
             self._encoders[desc.full_name] = encoder
             return encoder
         plan: list[tuple[str, int, Encoder, Any]] = []
@@ -207,23 +177,18 @@ class Codec:
             raise DecodeError("JSON body is nested too deeply", path) from exc
 
     def _decode_message(self, value: Any, msg: Message, path: str) -> None:
-        desc = _descriptor(msg)
-        if desc.full_name == _FIELD_MASK:
-            if not isinstance(value, str):
-                raise DecodeError(f"{_name(path)}: {_well_known_problem(desc)}", path)
-            msg.paths.extend(_mask_paths(value))  # type: ignore[attr-defined]
-            return
+        desc = descriptor_of(msg)
         if is_well_known(desc):
             try:
-                json_format.ParseDict(value, msg)
-            except (json_format.ParseError, TypeError, ValueError) as exc:
-                raise DecodeError(f"{_name(path)}: {_well_known_problem(desc)}", path) from exc
+                well_known.decode(value, msg, desc)
+            except ValueError as exc:
+                raise DecodeError(f"{_name(path)}: {well_known.problem(desc)}", path) from exc
             return
         if not isinstance(value, dict):
             raise DecodeError(f"{_name(path)}: must be a JSON object", path)
         oneofs: dict[str, str] = {}
         for key, item in value.items():
-            fld = desc.fields_by_name.get(key) or _by_json_name(desc, key)
+            fld = find_field(desc, key)
             sub = f"{path}.{key}" if path else str(key)
             if fld is None:
                 raise DecodeError(f"{sub}: unknown field", sub)
@@ -409,14 +374,6 @@ def _name(path: str) -> str:
     return path or "request body"
 
 
-def _well_known_problem(desc: Descriptor) -> str:
-    return {
-        "google.protobuf.Timestamp": "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
-        "google.protobuf.Duration": 'must be a duration in seconds with an "s" suffix, e.g. "1.5s"',
-        "google.protobuf.FieldMask": "must be a comma-separated list of field paths",
-    }.get(desc.full_name, f"is not a valid {desc.name}")
-
-
 def _identity(value: Any) -> Any:
     return value
 
@@ -429,54 +386,7 @@ def _float(value: float) -> Any:
     return value
 
 
-def is_map(fld: FieldDescriptor) -> bool:
-    """True for map fields (a repeated message with the map_entry option)."""
-    return fld.type == FieldDescriptor.TYPE_MESSAGE and message_of(fld).GetOptions().map_entry
-
-
 def _map_key(fld: FieldDescriptor) -> Callable[[Any], str]:
     if fld.type == FieldDescriptor.TYPE_BOOL:
         return lambda k: "true" if k else "false"
     return str
-
-
-def _by_json_name(desc: Descriptor, key: str) -> FieldDescriptor | None:
-    for fld in desc.fields:
-        if fld.json_name == key:
-            return fld
-    return None
-
-
-def _mask_paths(text: str) -> list[str]:
-    """FieldMask paths from a comma list, in proto (snake_case) names; lowerCamelCase accepted."""
-    return [
-        _CAMEL_HUMP.sub(r"_\1", part.strip()).lower() for part in text.split(",") if part.strip()
-    ]
-
-
-def _timestamp(msg: Any) -> Any:
-    """RFC 3339 in UTC, exactly as json_format writes it (0, 3, 6 or 9 fraction digits), but
-    without its per-call overhead: two timestamps are in every checkpoint."""
-    nanos: int = msg.nanos
-    try:
-        text = (_NAIVE_EPOCH + timedelta(seconds=msg.seconds)).isoformat()
-    except OverflowError:
-        return json_format.MessageToDict(msg)  # out of Timestamp's range: let it explain
-    if not nanos:
-        return text + "Z"
-    if nanos % 1_000_000 == 0:
-        return f"{text}.{nanos // 1_000_000:03d}Z"
-    if nanos % 1000 == 0:
-        return f"{text}.{nanos // 1000:06d}Z"
-    return f"{text}.{nanos:09d}Z"
-
-
-def _well_known_encoder(desc: Descriptor) -> Encoder:
-    if desc.full_name == "google.protobuf.Timestamp":
-        return _timestamp
-    if desc.full_name in _WRAPPERS_64:
-        return lambda m: int(m.value)
-    if desc.full_name == _FIELD_MASK:
-        # Proto field names, as everywhere in this API (not proto3 JSON's lowerCamelCase).
-        return lambda m: ",".join(m.paths)
-    return lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rest_bridge.schema import DEFAULT_SERVICES
+from rest_bridge.descriptor_set import DEFAULT_SERVICES
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_UPSTREAM = "127.0.0.1:50051"

@@ -2,6 +2,10 @@
 
 Starlette looks handlers up along the exception's MRO, so registering the base classes covers
 every subclass. Everything ends in status.ApiError.to_response.
+
+The framework serves only the bridge's own paths (/openapi.json, /healthz, /readyz, all plain
+Starlette routes without parameters), so no request validation runs and the only HTTPException
+it can raise is 405 for a wrong method on one of them.
 """
 
 from __future__ import annotations
@@ -10,27 +14,14 @@ import logging
 
 import grpc
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from rest_bridge.metadata import request_id
-from rest_bridge.status import STATUS_TABLE, ApiError
+from rest_bridge.status import ApiError
 
 log = logging.getLogger(__name__)
-
-# HTTP status of an HTTPException that Starlette or FastAPI raises -> the gRPC code whose
-# envelope it gets (the reverse direction of status.STATUS_TABLE, for the framework's statuses).
-_HTTP_TO_CODE: dict[int, grpc.StatusCode] = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    405: grpc.StatusCode.UNIMPLEMENTED,
-    409: grpc.StatusCode.ABORTED,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    500: grpc.StatusCode.INTERNAL,
-}
 
 
 def _render(request: Request, error: ApiError) -> Response:
@@ -39,22 +30,15 @@ def _render(request: Request, error: ApiError) -> Response:
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+    if not isinstance(exc, ApiError):
+        raise TypeError(f"registered for ApiError, got {type(exc).__name__}")
     return _render(request, exc)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = _HTTP_TO_CODE.get(exc.status_code, grpc.StatusCode.UNKNOWN)
-    http_status = None if STATUS_TABLE[code][0] == exc.status_code else exc.status_code
-    headers = dict(exc.headers or {})
-    message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return _render(request, ApiError(code, message, http_status=http_status, headers=headers))
-
-
-async def validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return _render(request, ApiError(grpc.StatusCode.INVALID_ARGUMENT, "invalid request"))
+    if not isinstance(exc, HTTPException):
+        raise TypeError(f"registered for HTTPException, got {type(exc).__name__}")
+    return _render(request, ApiError.from_http_exception(exc))
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
@@ -67,5 +51,4 @@ def install(app: FastAPI) -> None:
     """Register the handlers on app."""
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_exception)
-    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)

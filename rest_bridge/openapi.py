@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 document, generated from the same routes and descriptors the bridge serves.
 
 Descriptions come from the proto comments. Every operation documents the 200 `{"data": ...}`
-envelope and the error envelopes of the seed page (401, 403, 404, 409, 422, 429, 503, 504 and
-default). A response schema's `required` lists the fields the bridge always emits; request
-bodies use `.Input` variants with nothing required. Output-only fields
+envelope and the error envelopes, which come from rest_bridge.status: one response per status
+STATUS_DESCRIPTIONS describes, "default" for the rest, each with the headers ApiError.render
+adds for its codes (ERROR_HEADERS). A response schema's `required` lists the fields the bridge
+always emits; request bodies use `.Input` variants with nothing required. Output-only fields
 (google.api.field_behavior OUTPUT_ONLY) are readOnly.
 """
 
@@ -11,68 +12,47 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from rest_bridge.codec import enum_of, enum_short_name, is_map, is_well_known, message_of
+from rest_bridge.descriptor_set import Schema
+from rest_bridge.descriptors import (
+    enum_of,
+    enum_short_name,
+    is_map,
+    is_well_known,
+    message_of,
+    resolve_field,
+)
+from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.routes import Route, RouteTable
-from rest_bridge.schema import Schema
-from rest_bridge.status import STATUS_TABLE
+from rest_bridge.status import REQUEST_ID, STATUS_TABLE, DocumentedStatus, documented_statuses
 
-JSON = "application/json"
+JSON = JSON_TYPE
 ERROR_SCHEMA = "Error"
 
-# Status -> description, as the seed page documents them (get-checkpoint-metadata.txt).
-ERROR_RESPONSES: dict[str, str] = {
-    "401": "Missing, malformed, or rejected bearer token",
-    "403": "The bearer token is not allowed to perform this action",
-    "404": "The requested resource was not found",
-    "409": "The request conflicts with current resource state",
-    "422": "Validation or application error",
-    "429": "Rate limit exceeded",
-    "503": "Upstream service is unavailable",
-    "504": "Upstream request timed out",
-    "default": "Error response",
-}
-
+_UINT32 = {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1}
+_UINT64 = {"type": "integer", "format": "uint64", "minimum": 0, "maximum": 2**64 - 1}
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
     FieldDescriptor.TYPE_SINT32: {"type": "integer", "format": "int32"},
     FieldDescriptor.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
-    FieldDescriptor.TYPE_UINT32: {
-        "type": "integer",
-        "format": "uint32",
-        "minimum": 0,
-        "maximum": 2**32 - 1,
-    },
-    FieldDescriptor.TYPE_FIXED32: {
-        "type": "integer",
-        "format": "uint32",
-        "minimum": 0,
-        "maximum": 2**32 - 1,
-    },
+    FieldDescriptor.TYPE_UINT32: _UINT32,
+    FieldDescriptor.TYPE_FIXED32: _UINT32,
     FieldDescriptor.TYPE_INT64: {"type": "integer", "format": "int64"},
     FieldDescriptor.TYPE_SINT64: {"type": "integer", "format": "int64"},
     FieldDescriptor.TYPE_SFIXED64: {"type": "integer", "format": "int64"},
-    FieldDescriptor.TYPE_UINT64: {
-        "type": "integer",
-        "format": "uint64",
-        "minimum": 0,
-        "maximum": 2**64 - 1,
-    },
-    FieldDescriptor.TYPE_FIXED64: {
-        "type": "integer",
-        "format": "uint64",
-        "minimum": 0,
-        "maximum": 2**64 - 1,
-    },
+    FieldDescriptor.TYPE_UINT64: _UINT64,
+    FieldDescriptor.TYPE_FIXED64: _UINT64,
     FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
     FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
+"""Copied on use (dict(...)), so the shared rows are never mutated through the document."""
 
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": ["string", "null"], "format": "date-time"},
@@ -214,7 +194,9 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
     method = route.rpc
     parameters: list[dict[str, Any]] = []
     for variable in route.template.variables:
-        fld = _resolve(method.input_type, variable.field_path)
+        fld = resolve_field(method.input_type, variable.field_path)
+        if fld is None:  # build_routes refuses such a route; this keeps the types honest
+            raise ValueError(f"{method.full_name}: no request field {variable.field_path}")
         parameters.append(
             {
                 "name": variable.field_path,
@@ -242,7 +224,7 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "Response envelope.",
-                "headers": {"X-Request-Id": _header("The request id, echoed or generated.")},
+                "headers": {REQUEST_ID.name: _header(REQUEST_ID.description)},
                 "content": {
                     JSON: {
                         "schema": {
@@ -253,7 +235,7 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
                     }
                 },
             },
-            **{status: _error_response(status, text) for status, text in ERROR_RESPONSES.items()},
+            **error_responses(),
         },
     }
     if route.body:
@@ -299,37 +281,25 @@ def _query_parameters(
     return out
 
 
-def _resolve(desc: Descriptor, dotted: str) -> FieldDescriptor:
-    fld: FieldDescriptor | None = None
-    for part in dotted.split("."):
-        fld = desc.fields_by_name[part]
-        if fld.message_type is not None:
-            desc = fld.message_type
-    assert fld is not None
-    return fld
-
-
 def _header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
 
-def _error_response(status: str, description: str) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "headers": {"X-Request-Id": _header("The request id, echoed or generated.")},
+def error_responses() -> dict[str, Any]:
+    """The error responses of an operation, as status.documented_statuses() lists them."""
+    return {entry.key: _error_response(entry) for entry in documented_statuses()}
+
+
+def _error_response(entry: DocumentedStatus) -> dict[str, Any]:
+    return {
+        "description": entry.description,
+        "headers": {h.name: _header(h.description) for h in entry.headers},
         "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
     }
-    if status == "401":
-        response["headers"]["WWW-Authenticate"] = _header(
-            'Bearer, with error="invalid_token" when a token was sent.'
-        )
-    if status in ("429", "503"):
-        response["headers"]["Retry-After"] = _header("Seconds to wait before retrying.")
-    return response
 
 
 def _error_schema() -> dict[str, Any]:
-    codes = sorted({code for _, code in STATUS_TABLE.values() if code != "ok"})
+    codes = sorted({row.code for row in STATUS_TABLE.values() if row.code != "ok"})
     return {
         "type": "object",
         "required": ["error"],
@@ -385,6 +355,12 @@ def _probe(description: str, operation_id: str) -> dict[str, Any]:
                     }
                 },
             },
-            "503": _error_response("503", ERROR_RESPONSES["503"]),
+            **_unavailable_response(),
         },
     }
+
+
+def _unavailable_response() -> dict[str, Any]:
+    """The response of a probe whose upstream is not serving: the one UNAVAILABLE is part of."""
+    entry = next(e for e in documented_statuses() if grpc.StatusCode.UNAVAILABLE in e.codes)
+    return {entry.key: _error_response(entry)}

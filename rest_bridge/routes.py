@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from google.api import http_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
-from rest_bridge.codec import is_well_known
+from rest_bridge.descriptor_set import Schema
+from rest_bridge.descriptors import resolve_field
 from rest_bridge.http_rule import PathTemplate, TemplateError, parse_template
-from rest_bridge.schema import Schema
 
 RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _PATTERNS = ("get", "put", "post", "delete", "patch")
@@ -165,26 +165,3 @@ def _route(
         request_class=request_class,
         response_class=response_class,
     )
-
-
-def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
-    """The fields a dotted path walks through (each part a proto or JSON name), or None."""
-    chain: list[FieldDescriptor] = []
-    current: Descriptor | None = desc
-    for part in dotted.split("."):
-        if current is None or is_well_known(current):
-            return None
-        fld = current.fields_by_name.get(part) or next(
-            (f for f in current.fields if f.json_name == part), None
-        )
-        if fld is None:
-            return None
-        chain.append(fld)
-        current = fld.message_type if fld.type == FieldDescriptor.TYPE_MESSAGE else None
-    return chain
-
-
-def resolve_field(desc: Descriptor, dotted: str) -> FieldDescriptor | None:
-    """The field a dotted path names (proto or JSON names), walking singular messages."""
-    chain = resolve_path(desc, dotted)
-    return chain[-1] if chain else None

@@ -1,5 +1,5 @@
-"""How the bridge is served: uvicorn's settings, who owns the signals, and keeping even HTTP
-parser errors in the contract's error envelope.
+"""How the bridge is served: uvicorn's settings, who owns the signals, binding the listener, and
+keeping even HTTP parser errors in the contract's error envelope.
 
 One place for all of it, whichever process serves the bridge: `checkpoint-rest-bridge`,
 `checkpoint-server serve --rest-listen`, or `make bench`'s constant-JSON baseline.
@@ -7,8 +7,12 @@ One place for all of it, whichever process serves the bridge: `checkpoint-rest-b
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -62,3 +66,70 @@ def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
+
+
+STARTUP_TIMEOUT = 10.0
+"""Seconds a background server may take to start before start_in_background gives up."""
+
+
+def split_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
+    """HOST and PORT of a HOST:PORT listen address ([::1]:80 for IPv6).
+
+    Raises:
+        ValueError: listen is not HOST:PORT; the message names flag.
+    """
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{flag} must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class BackgroundServer:
+    """An ASGI app served by uvicorn as a task of the running event loop."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    host: str
+    port: int
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (uvicorn's graceful timeout), return."""
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_in_background(app: ASGIApp, listen: str, flag: str) -> BackgroundServer:
+    """Serve app on listen (port 0 picks a free one) from this event loop, once it accepts.
+
+    Raises:
+        RuntimeError: listen is not HOST:PORT, cannot be bound, or the server did not start.
+    """
+    try:
+        host, port = split_listen(listen, flag)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it each response's second write waits out the client's delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot listen on {listen}: {exc}") from exc
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    server = ManagedServer(uvicorn_config(app, host, port))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{host}:{port}")
+    started = time.monotonic()
+    while not server.started:
+        if task.done() or time.monotonic() - started > STARTUP_TIMEOUT:
+            server.should_exit = True
+            with contextlib.suppress(Exception, SystemExit):
+                await task
+            sock.close()
+            raise RuntimeError(f"the REST server did not start on {listen}")
+        await asyncio.sleep(0.01)
+    return BackgroundServer(server=server, task=task, host=host, port=port)

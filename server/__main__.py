@@ -1,18 +1,31 @@
-"""`checkpoint-server`: serve | token create | import; every flag also reads the environment."""
+"""`checkpoint-server`: serve | token create | import; every flag also reads the environment.
+
+The one place that composes the two halves: `serve --rest-listen` puts the REST bridge
+(rest_bridge) in front of this server's own servicers through a local channel, and `import`
+reads its file with the bridge's JSON codec, so the file's shape is the REST `data` shape.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from checkpoint.v1 import checkpoint_pb2 as pb
+
+from rest_bridge.app import create_app
+from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
-from server.app import create_server
+from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.options import Option, add_options
+from rest_bridge.routes import RouteError
+from rest_bridge.serving import BackgroundServer, start_in_background
+from server.app import RunningServer, create_server
 from server.config import (
     DEFAULT_DATABASE,
     DEFAULT_DB_POOL_SIZE,
@@ -24,17 +37,99 @@ from server.config import (
     DEFAULT_TOKENS,
     ServerConfig,
 )
-from server.errors import CheckpointError
-from server.importer import import_checkpoints, read_import_file
-from server.rest import serve_rest
+from server.errors import CheckpointError, InvalidArgument
+from server.importer import import_checkpoints, validate_entries
 from server.store import open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
 log = logging.getLogger("checkpoint-server")
 
-
-def _env(name: str, default: object) -> str:
-    return os.environ.get(name, str(default))
+DATABASE = Option(
+    "--database",
+    "database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
+    env="CHECKPOINT_DATABASE",
+    default=DEFAULT_DATABASE,
+)
+TOKENS = Option(
+    "--tokens",
+    "tokens file (names, SHA-256 hashes, scopes)",
+    env="CHECKPOINT_TOKENS",
+    default=DEFAULT_TOKENS,
+    type=Path,
+)
+SERVE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--listen",
+        "HOST:PORT to listen on; port 0 picks a free one",
+        env="CHECKPOINT_LISTEN",
+        default=DEFAULT_LISTEN,
+    ),
+    DATABASE,
+    Option(
+        "--db-pool-size",
+        "PostgreSQL connections this server keeps open; SQLite ignores it",
+        env="CHECKPOINT_DB_POOL_SIZE",
+        default=DEFAULT_DB_POOL_SIZE,
+        type=int,
+    ),
+    TOKENS,
+    Option(
+        "--rate-limit",
+        "requests per second per token, 0 for no limit",
+        env="CHECKPOINT_RATE_LIMIT",
+        default=DEFAULT_RATE_LIMIT,
+        type=float,
+    ),
+    Option(
+        "--rate-burst",
+        "requests a token may make at once before the rate applies",
+        env="CHECKPOINT_RATE_BURST",
+        default=DEFAULT_RATE_BURST,
+        type=int,
+    ),
+    Option(
+        "--rate-limit-store",
+        "redis://HOST:PORT/DB keeping every token's bucket, shared by all replicas using it "
+        "(fails open to per-replica buckets while Redis is unreachable); empty keeps the "
+        "buckets in this process",
+        env="CHECKPOINT_RATE_LIMIT_STORE",
+        default="",
+    ),
+    Option(
+        "--grace",
+        "seconds in-flight calls may finish after SIGTERM",
+        env="CHECKPOINT_GRACE_SECONDS",
+        default=DEFAULT_GRACE_SECONDS,
+        type=float,
+    ),
+    Option(
+        "--rest-listen",
+        "also serve the REST bridge on HOST:PORT from this process, calling the servicer "
+        "without a network hop (same auth, rate limits and errors); empty for none",
+        env="CHECKPOINT_INPROCESS_REST_LISTEN",
+        default="",
+    ),
+    Option(
+        "--max-concurrent-rpcs",
+        "calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued",
+        env="CHECKPOINT_MAX_CONCURRENT_RPCS",
+        default=DEFAULT_MAX_CONCURRENT_RPCS,
+        type=int,
+    ),
+)
+TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
+    TOKENS,
+    Option(
+        "--name",
+        "who the token is for (shown in errors and logs)",
+        extra={"required": True},
+    ),
+    Option(
+        "--scope",
+        "a scope to grant; repeat for several",
+        extra={"action": "append", "required": True, "choices": sorted(SCOPES)},
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,66 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     serve = commands.add_parser(
         "serve",
         help="serve CheckpointService, health and reflection over gRPC",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument(
-        "--listen",
-        default=_env("CHECKPOINT_LISTEN", DEFAULT_LISTEN),
-        help="HOST:PORT to listen on; port 0 picks a free one [CHECKPOINT_LISTEN]",
-    )
-    _database_flag(serve)
-    serve.add_argument(
-        "--db-pool-size",
-        type=int,
-        default=int(_env("CHECKPOINT_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)),
-        help="PostgreSQL connections this server keeps open; SQLite ignores it "
-        "[CHECKPOINT_DB_POOL_SIZE]",
-    )
-    _tokens_flag(serve)
-    serve.add_argument(
-        "--rate-limit",
-        type=float,
-        default=float(_env("CHECKPOINT_RATE_LIMIT", DEFAULT_RATE_LIMIT)),
-        help="requests per second per token, 0 for no limit [CHECKPOINT_RATE_LIMIT]",
-    )
-    serve.add_argument(
-        "--rate-burst",
-        type=int,
-        default=int(_env("CHECKPOINT_RATE_BURST", DEFAULT_RATE_BURST)),
-        help="requests a token may make at once before the rate applies [CHECKPOINT_RATE_BURST]",
-    )
-    serve.add_argument(
-        "--rate-limit-store",
-        default=_env("CHECKPOINT_RATE_LIMIT_STORE", ""),
-        help="redis://HOST:PORT/DB keeping every token's bucket, shared by all replicas using "
-        "it (fails open to per-replica buckets while Redis is unreachable); empty keeps the "
-        "buckets in this process [CHECKPOINT_RATE_LIMIT_STORE]",
-    )
-    serve.add_argument(
-        "--grace",
-        type=float,
-        default=float(_env("CHECKPOINT_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
-        help="seconds in-flight calls may finish after SIGTERM [CHECKPOINT_GRACE_SECONDS]",
-    )
-    serve.add_argument(
-        "--rest-listen",
-        default=_env("CHECKPOINT_INPROCESS_REST_LISTEN", ""),
-        help="also serve the REST bridge on HOST:PORT from this process, calling the servicer "
-        "without a network hop (same auth, rate limits and errors); empty for none "
-        "[CHECKPOINT_INPROCESS_REST_LISTEN]",
-    )
-    serve.add_argument(
-        "--max-concurrent-rpcs",
-        type=int,
-        default=int(_env("CHECKPOINT_MAX_CONCURRENT_RPCS", DEFAULT_MAX_CONCURRENT_RPCS)),
-        help="calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued "
-        "[CHECKPOINT_MAX_CONCURRENT_RPCS]",
-    )
-
+    add_options(serve, SERVE_OPTIONS)
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser(
@@ -112,43 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="make a new token, print it once and store only its SHA-256",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _tokens_flag(create)
-    create.add_argument(
-        "--name", required=True, help="who the token is for (shown in errors and logs)"
-    )
-    create.add_argument(
-        "--scope",
-        action="append",
-        required=True,
-        choices=sorted(SCOPES),
-        help="a scope to grant; repeat for several",
-    )
-
+    add_options(create, TOKEN_CREATE_OPTIONS)
     load = commands.add_parser(
         "import",
         help="load a JSON array of checkpoints in the REST data shape (idempotent by id)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _database_flag(load)
+    add_options(load, [DATABASE])
     load.add_argument("file", type=Path, help='JSON file: [{"display_name": ..., ...}, ...]')
     return parser
 
 
-def _database_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        default=_env("CHECKPOINT_DATABASE", DEFAULT_DATABASE),
-        help="database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB [CHECKPOINT_DATABASE]",
-    )
+async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
+    """The REST bridge on listen, calling this server's guarded servicers in-process.
 
-
-def _tokens_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tokens",
-        type=Path,
-        default=Path(_env("CHECKPOINT_TOKENS", DEFAULT_TOKENS)),
-        help="tokens file (names, SHA-256 hashes, scopes) [CHECKPOINT_TOKENS]",
-    )
+    Raises:
+        RuntimeError: the bridge cannot be built or listen cannot be served.
+    """
+    config = BridgeConfig(listen=listen)
+    try:
+        schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
+        app = create_app(config, running.local_channel(), schema)
+    except (SchemaError, RouteError) as exc:
+        raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
+    return await start_in_background(app, listen, "--rest-listen")
 
 
 async def serve(config: ServerConfig, rest_listen: str = "") -> None:
@@ -159,8 +187,8 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     rest = None
-    if rest_listen and running.local is not None:
-        rest = await serve_rest(rest_listen, running.local, BridgeConfig(listen=rest_listen))
+    if rest_listen:
+        rest = await _serve_rest(rest_listen, running)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -174,13 +202,36 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     if rest is not None:
         await rest.stop()
     await running.server.stop(config.grace_seconds)
-    if running.limiter is not None:
-        await running.limiter.aclose()
+    await running.limiter.aclose()
     await store.close()
 
 
+def read_import_file(path: Path) -> list[pb.Checkpoint]:
+    """The entries of an import file, decoded as REST clients send a checkpoint.
+
+    Raises:
+        InvalidArgument: the file is not a JSON array of checkpoint objects.
+    """
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc}") from exc
+    if not isinstance(entries, list):
+        raise InvalidArgument(f"{path}: expected a JSON array of checkpoints")
+    codec = Codec()
+    messages: list[pb.Checkpoint] = []
+    for index, entry in enumerate(entries):
+        message = pb.Checkpoint()
+        try:
+            codec.decode(entry, message, f"[{index}]")
+        except DecodeError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        messages.append(message)
+    return messages
+
+
 async def _import(database: str, path: Path) -> int:
-    entries = read_import_file(path)
+    entries = validate_entries(read_import_file(path), str(path))
     store = open_store(database)
     try:
         return await import_checkpoints(store, entries)

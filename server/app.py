@@ -16,7 +16,7 @@ from server.auth import SERVICE, Authenticator
 from server.config import ServerConfig
 from server.errors import CheckpointError
 from server.guard import CallGuard
-from server.inprocess import LocalChannel
+from server.local_channel import LocalChannel
 from server.paging import PageTokens
 from server.ratelimit import Limiter, open_rate_limiter
 from server.reflection import enable_reflection
@@ -34,10 +34,26 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer  # type: ignore[name-defined]
-    local: LocalChannel | None = None
-    """A channel to the same guarded handlers without a network hop (serve --rest-listen)."""
-    limiter: Limiter | None = None
+    limiter: Limiter
     """The rate limiter of the call guard; whoever stops the server closes it (aclose)."""
+    guard: CallGuard
+    servicer: CheckpointServicer
+    config: ServerConfig
+
+    def local_channel(self) -> LocalChannel:
+        """A channel to the same servicers behind the same guard, without a network hop.
+
+        Built only when asked for (serve --rest-listen): calls through it share the gRPC port's
+        rate-limit buckets, health and store, and answer exactly what the port answers.
+        """
+        local = LocalChannel(
+            [self.guard],
+            max_message_bytes=self.config.max_message_bytes,
+            max_concurrent_rpcs=self.config.max_concurrent_rpcs,
+        )
+        svc_grpc.add_CheckpointServiceServicer_to_server(self.servicer, local.as_server())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, local.as_server())  # type: ignore[no-untyped-call]
+        return local
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -88,14 +104,6 @@ async def create_server(
     svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
-    # The same servicers behind the same guard (one rate-limit bucket per token), in-process.
-    local = LocalChannel(
-        [guard],
-        max_message_bytes=config.max_message_bytes,
-        max_concurrent_rpcs=config.max_concurrent_rpcs,
-    )
-    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, local.as_server())
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, local.as_server())  # type: ignore[no-untyped-call]
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:
@@ -104,7 +112,13 @@ async def create_server(
         raise RuntimeError(f"cannot listen on {config.listen}: {exc}") from exc
     await server.start()
     running = RunningServer(
-        server=server, port=port, health=health_servicer, local=local, limiter=limiter
+        server=server,
+        port=port,
+        health=health_servicer,
+        limiter=limiter,
+        guard=guard,
+        servicer=servicer,
+        config=config,
     )
     await running.set_serving(True)
     return running

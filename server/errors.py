@@ -21,7 +21,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import google.rpc.code_pb2 as code_pb2
 import google.rpc.error_details_pb2 as error_details_pb2
 import google.rpc.status_pb2 as status_pb2
 import grpc
@@ -149,6 +148,20 @@ class Unavailable(CheckpointError):
     reason = "STORE_UNAVAILABLE"
 
 
+def missing_extra(
+    exc: ImportError, what: str, extra: str, drivers: tuple[str, ...]
+) -> InvalidArgument | None:
+    """The error for a backend whose driver is not installed, naming the extra that installs it.
+
+    None when exc is about another module than drivers (a bug to re-raise, not a missing extra).
+    An ImportError naming no module counts as the driver's: psycopg raises one without libpq.
+    """
+    if exc.name is not None and exc.name.split(".", 1)[0] not in drivers:
+        return None
+    return InvalidArgument(
+        f"{what} needs the {extra} extra: pip install 'checkpoint-metadata[{extra}]' ({exc})"
+    )
+
+
 # grpc.StatusCode values are (number, name) pairs; google.rpc.Status wants the number.
 _CODE_NUMBERS: dict[grpc.StatusCode, int] = {code: code.value[0] for code in grpc.StatusCode}
-assert _CODE_NUMBERS[grpc.StatusCode.NOT_FOUND] == code_pb2.NOT_FOUND

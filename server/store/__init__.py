@@ -1,20 +1,22 @@
 """Where checkpoints live: one Store protocol, chosen by database URL.
 
 Every implementation raises only the errors of `server.errors` (driver errors are wrapped inside
-the store, `from exc`), so the servicer never sees a driver exception or a SQL fragment.
+the store, `from exc`), so the servicer never sees a driver exception or a SQL fragment. The
+algorithms are written once in `_core`; `_sqlite` and `_postgres` supply the SQL. A backend is
+imported only when a URL names it, so the PostgreSQL driver is an extra a SQLite install lacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from server.domain import Checkpoint, Lookup, State
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, missing_extra
+from server.store._core import Change
 
-Change = Callable[[Checkpoint], Checkpoint]
-"""A pure function from the stored checkpoint to its new value; it may raise domain errors."""
+__all__ = ["Change", "Store", "open_store", "redact_url"]
 
 
 class Store(Protocol):
@@ -74,6 +76,8 @@ def open_store(url: str, pool_size: int = 10) -> Store:
 
     Raises:
         InvalidArgument: the URL's scheme is not one the service knows, or the URL is invalid.
+        InvalidArgument: the URL needs a driver this installation lacks (the message names the
+            extra that installs it).
         Unavailable: the SQLite database cannot be opened.
     """
     scheme = url.split(":", 1)[0].lower()
@@ -82,8 +86,14 @@ def open_store(url: str, pool_size: int = 10) -> Store:
 
         return SQLiteStore.open(url)
     if scheme in ("postgresql", "postgres"):
-        # Imported here so that a SQLite deployment never loads the PostgreSQL driver.
-        from server.store._postgres import PostgresStore
+        # Imported here so that a SQLite deployment never loads (or needs) the PostgreSQL driver.
+        try:
+            from server.store._postgres import PostgresStore
+        except ImportError as exc:
+            error = missing_extra(exc, "PostgreSQL", "postgres", ("psycopg", "psycopg_pool"))
+            if error is None:
+                raise
+            raise error from exc
 
         return PostgresStore.open(url, pool_size=pool_size)
     raise InvalidArgument(

@@ -4,7 +4,8 @@ Behaves as the SQLite store does (same errors, same rules), with PostgreSQL doin
 serialising: every write is one transaction; an update or delete first locks its row with
 SELECT ... FOR UPDATE, so two replicas changing one checkpoint take turns. Connections run in
 autocommit mode, so a point read is one round trip and a write is an explicit BEGIN ... COMMIT.
-Commits are synchronous (the server's default): an acknowledged write is on disk.
+Commits are synchronous (the server's default): an acknowledged write is on disk. The
+algorithms are `_core`'s; this module supplies their SQL (`_Rows`), the pool and error translation.
 
 Migrations run on open, inside one transaction that holds a transaction-scoped advisory lock, so
 replicas starting together apply each version exactly once and the others wait for it.
@@ -16,7 +17,6 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,18 +26,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from server.domain import (
-    ById,
-    Checkpoint,
-    Lookup,
-    Resources,
-    State,
-    check_etag,
-    describe,
-    same_content,
-)
-from server.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, Unavailable
-from server.store import Change
+from server.domain import ById, Checkpoint, Lookup, Resources, State
+from server.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
+from server.store import _core
+from server.store._core import Change, Found, resource_columns
 from server.store._schema import POSTGRES_MIGRATIONS
 
 _T = TypeVar("_T")
@@ -150,10 +142,7 @@ class PostgresStore:
     # -- reads: one statement each, retried once on a connection that turns out to be dead -----
 
     async def get(self, lookup: Lookup) -> Checkpoint:
-        row = await self._read(lambda conn: _find(conn, lookup, lock=False))
-        if row is None:
-            raise NotFound(f"{describe(lookup)} not found")
-        return _to_checkpoint(row)
+        return await self._read(lambda conn: _core.get(_Rows(conn, lock=False), lookup))
 
     async def list(
         self, *, state: State | None, after: int, limit: int
@@ -190,64 +179,23 @@ class PostgresStore:
             )
             cur = await conn.execute("SELECT value FROM store_secrets WHERE name = %s", (name,))
             row = await cur.fetchone()
-            assert row is not None  # inserted above, or by a replica that got there first
+            if row is None:  # inserted above, or by a replica that got there first: never gone
+                raise Unavailable("the checkpoint store lost a key it had just written")
             return bytes(row[0])
 
         return await self._write(make)
 
     async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        async def insert(conn: _Conn) -> Checkpoint:
-            await _insert(conn, checkpoint)
-            return checkpoint
-
-        return await self._write(insert)
+        return await self._write(lambda conn: _core.create(_Rows(conn), checkpoint))
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
-        async def run(conn: _Conn) -> Checkpoint:
-            row = await _find(conn, lookup, lock=True)
-            if row is None:
-                raise NotFound(f"{describe(lookup)} not found")
-            new = change(_to_checkpoint(row))
-            await _update(conn, row[0], new)
-            return new
-
-        return await self._write(run)
+        return await self._write(lambda conn: _core.update(_Rows(conn), lookup, change))
 
     async def delete(self, lookup: Lookup, expected_etag: str) -> Checkpoint:
-        async def run(conn: _Conn) -> Checkpoint:
-            row = await _find(conn, lookup, lock=True)
-            if row is None:
-                raise NotFound(f"{describe(lookup)} not found")
-            current = _to_checkpoint(row)
-            check_etag(current, expected_etag)
-            await conn.execute("DELETE FROM checkpoints WHERE seq = %s", (row[0],))
-            return current
-
-        return await self._write(run)
+        return await self._write(lambda conn: _core.delete(_Rows(conn), lookup, expected_etag))
 
     async def import_many(self, checkpoints: Sequence[Checkpoint]) -> int:
-        async def run(conn: _Conn) -> int:
-            written = 0
-            for checkpoint in checkpoints:
-                row = await _find(conn, ById(checkpoint.id), lock=True)
-                if row is None:
-                    if await _insert(conn, checkpoint, skip_existing_id=True):
-                        written += 1
-                        continue
-                    # Another replica inserted this id since our SELECT: treat it as existing.
-                    row = await _find(conn, ById(checkpoint.id), lock=True)
-                    if row is None:  # ... and deleted it again: too busy to tell what to do
-                        raise Aborted(
-                            "a checkpoint being imported changed concurrently; nothing was "
-                            "imported, retry"
-                        )
-                current = _to_checkpoint(row)
-                if not same_content(current, checkpoint):
-                    await _update(conn, row[0], replace(checkpoint, version=current.version + 1))
-                    written += 1
-            return written
-
-        return await self._write(run)
+        return await self._write(lambda conn: _core.import_many(_Rows(conn), checkpoints))
 
     async def close(self) -> None:
         async with self._starting:
@@ -257,19 +205,20 @@ class PostgresStore:
     async def _read(self, work: Callable[[_Conn], Awaitable[_T]]) -> _T:
         """Run one read; a connection found dead (a server restart, an idle kill) is retried."""
         await self.start()
-        for attempt in range(2):
+        retried = False
+        while True:  # at most twice: every path but one retry returns or raises
             conn: _Conn | None = None
             try:
                 async with self._pool.connection() as conn:
                     return await work(conn)
             except psycopg.OperationalError as exc:
                 died = conn is not None and conn.closed and not isinstance(exc, PoolTimeout)
-                if attempt == 0 and died:
+                if died and not retried:
+                    retried = True
                     continue
                 raise _translate(exc) from exc
             except psycopg.Error as exc:
                 raise _translate(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write(self, work: Callable[[_Conn], Awaitable[_T]]) -> _T:
         """Run work in one transaction: COMMIT, or ROLLBACK on any exception (domain errors too)."""
@@ -320,52 +269,63 @@ def _translate(exc: psycopg.Error) -> Exception:
     return Unavailable("the checkpoint store is unavailable")
 
 
-async def _find(conn: _Conn, lookup: Lookup, *, lock: bool) -> _Row | None:
-    suffix = " FOR UPDATE" if lock else ""
-    if isinstance(lookup, ById):
-        id_ = _canonical_uuid(lookup.id)
-        if id_ is None:
-            return None  # no stored id has another form (the column is a uuid)
-        cur = await conn.execute(f"{_SELECT} WHERE id = %s{suffix}", (id_,))
-    else:
-        cur = await conn.execute(
-            f"{_SELECT} WHERE display_name = %s{suffix}", (lookup.display_name,)
+class _Rows:
+    """The SQL of `_core.Transaction` on one connection; a write's reads lock their row.
+
+    SELECT ... FOR UPDATE makes two replicas changing one checkpoint take turns, so the row an
+    algorithm read is the row it writes.
+    """
+
+    def __init__(self, conn: _Conn, *, lock: bool = True) -> None:
+        self._conn = conn
+        self._suffix = " FOR UPDATE" if lock else ""
+
+    async def find(self, lookup: Lookup) -> Found | None:
+        if isinstance(lookup, ById):
+            id_ = _canonical_uuid(lookup.id)
+            if id_ is None:
+                return None  # no stored id has another form (the column is a uuid)
+            cur = await self._conn.execute(f"{_SELECT} WHERE id = %s{self._suffix}", (id_,))
+        else:
+            cur = await self._conn.execute(
+                f"{_SELECT} WHERE display_name = %s{self._suffix}", (lookup.display_name,)
+            )
+        row = await cur.fetchone()
+        return None if row is None else (row[0], _to_checkpoint(row))
+
+    async def insert(self, c: Checkpoint, *, skip_existing_id: bool = False) -> bool:
+        cur = await self._conn.execute(
+            _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing_id else _INSERT,
+            (
+                _stored_id(c.id),
+                c.display_name,
+                *resource_columns(c.resources),
+                c.state.value,
+                _aware(c.create_time),
+                _aware(c.update_time),
+                c.version,
+            ),
         )
-    return await cur.fetchone()
+        return cur.rowcount == 1
 
+    async def replace(self, seq: int, c: Checkpoint) -> None:
+        await self._conn.execute(
+            "UPDATE checkpoints SET display_name = %s, limit_memory_mib = %s,"
+            " request_memory_mib = %s, request_vcpus = %s, state = %s, create_time = %s,"
+            " update_time = %s, version = %s WHERE seq = %s",
+            (
+                c.display_name,
+                *resource_columns(c.resources),
+                c.state.value,
+                _aware(c.create_time),
+                _aware(c.update_time),
+                c.version,
+                seq,
+            ),
+        )
 
-async def _insert(conn: _Conn, c: Checkpoint, *, skip_existing_id: bool = False) -> bool:
-    """Insert c; with skip_existing_id, an existing id is left alone and False is returned."""
-    cur = await conn.execute(
-        _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing_id else _INSERT,
-        (
-            _stored_id(c.id),
-            c.display_name,
-            *_resources(c.resources),
-            c.state.value,
-            _aware(c.create_time),
-            _aware(c.update_time),
-            c.version,
-        ),
-    )
-    return cur.rowcount == 1
-
-
-async def _update(conn: _Conn, seq: int, c: Checkpoint) -> None:
-    await conn.execute(
-        "UPDATE checkpoints SET display_name = %s, limit_memory_mib = %s,"
-        " request_memory_mib = %s, request_vcpus = %s, state = %s, create_time = %s,"
-        " update_time = %s, version = %s WHERE seq = %s",
-        (
-            c.display_name,
-            *_resources(c.resources),
-            c.state.value,
-            _aware(c.create_time),
-            _aware(c.update_time),
-            c.version,
-            seq,
-        ),
-    )
+    async def remove(self, seq: int) -> None:
+        await self._conn.execute("DELETE FROM checkpoints WHERE seq = %s", (seq,))
 
 
 def _canonical_uuid(value: str) -> UUID | None:
@@ -387,10 +347,6 @@ def _stored_id(value: str) -> UUID:
     if parsed is None:
         raise InvalidArgument("the checkpoint breaks a rule of the store: id is not a UUID")
     return parsed
-
-
-def _resources(r: Resources) -> tuple[int, int, int]:
-    return (r.limit_memory_mib, r.request_memory_mib, r.request_vcpus)
 
 
 def _aware(t: datetime) -> datetime:

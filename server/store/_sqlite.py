@@ -1,7 +1,8 @@
 """The embedded SQLite store: WAL, synchronous=FULL, reads on the event loop, writes on one thread.
 
 Point reads on indexed columns take microseconds, so they run inline; every write runs on a single
-writer thread inside BEGIN IMMEDIATE, so writes never block the loop and never interleave.
+writer thread inside BEGIN IMMEDIATE, so writes never block the loop and never interleave. The
+algorithms are `_core`'s; this module supplies their SQL (`_Rows`) and its error translation.
 """
 
 from __future__ import annotations
@@ -13,24 +14,15 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from server.domain import (
-    ById,
-    Checkpoint,
-    Lookup,
-    Resources,
-    State,
-    check_etag,
-    describe,
-    same_content,
-)
-from server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from server.store import Change
+from server.domain import ById, Checkpoint, Lookup, Resources, State
+from server.errors import AlreadyExists, InvalidArgument, Unavailable
+from server.store import _core
+from server.store._core import Change, Found, resource_columns, run_unsuspended
 from server.store._schema import SQLITE_MIGRATIONS
 
 _T = TypeVar("_T")
@@ -40,6 +32,11 @@ _COLUMNS = (
     "create_time_us, update_time_us, version"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM checkpoints"  # noqa: S608 (constant column list)
+_INSERT = (
+    "INSERT INTO checkpoints (id, display_name, limit_memory_mib, request_memory_mib,"
+    " request_vcpus, state, create_time_us, update_time_us, version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _Row = tuple[int, str, str, int, int, int, str, int, int, int]
 
 
@@ -108,10 +105,7 @@ class SQLiteStore:
 
     async def get(self, lookup: Lookup) -> Checkpoint:
         with _translated():
-            row = _find(self._reader, lookup)
-        if row is None:
-            raise NotFound(f"{describe(lookup)} not found")
-        return _to_checkpoint(row)
+            return await _core.get(_Rows(self._reader), lookup)
 
     async def list(
         self, *, state: State | None, after: int, limit: int
@@ -145,51 +139,24 @@ class SQLiteStore:
     # -- writes: one thread, one transaction each ---------------------------------------------
 
     async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        def insert(conn: sqlite3.Connection) -> Checkpoint:
-            _insert(conn, checkpoint)
-            return checkpoint
-
-        return await self._write(insert)
+        return await self._write(
+            lambda conn: run_unsuspended(_core.create(_Rows(conn), checkpoint))
+        )
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
-        def run(conn: sqlite3.Connection) -> Checkpoint:
-            row = _find(conn, lookup)
-            if row is None:
-                raise NotFound(f"{describe(lookup)} not found")
-            new = change(_to_checkpoint(row))
-            _update(conn, row[0], new)
-            return new
-
-        return await self._write(run)
+        return await self._write(
+            lambda conn: run_unsuspended(_core.update(_Rows(conn), lookup, change))
+        )
 
     async def delete(self, lookup: Lookup, expected_etag: str) -> Checkpoint:
-        def run(conn: sqlite3.Connection) -> Checkpoint:
-            row = _find(conn, lookup)
-            if row is None:
-                raise NotFound(f"{describe(lookup)} not found")
-            current = _to_checkpoint(row)
-            check_etag(current, expected_etag)
-            conn.execute("DELETE FROM checkpoints WHERE seq = ?", (row[0],))
-            return current
-
-        return await self._write(run)
+        return await self._write(
+            lambda conn: run_unsuspended(_core.delete(_Rows(conn), lookup, expected_etag))
+        )
 
     async def import_many(self, checkpoints: Sequence[Checkpoint]) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            written = 0
-            for checkpoint in checkpoints:
-                row = _find(conn, ById(checkpoint.id))
-                if row is None:
-                    _insert(conn, checkpoint)
-                    written += 1
-                    continue
-                current = _to_checkpoint(row)
-                if not same_content(current, checkpoint):
-                    _update(conn, row[0], replace(checkpoint, version=current.version + 1))
-                    written += 1
-            return written
-
-        return await self._write(run)
+        return await self._write(
+            lambda conn: run_unsuspended(_core.import_many(_Rows(conn), checkpoints))
+        )
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -207,6 +174,59 @@ class SQLiteStore:
             self._writer = self._connect()
         with _translated(), _transaction(self._writer):
             return work(self._writer)
+
+
+class _Rows:
+    """The SQL of `_core.Transaction` on one connection; its calls never suspend.
+
+    A write runs inside BEGIN IMMEDIATE on the single writer, so a found row cannot change
+    before the transaction ends: no row lock is needed.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def find(self, lookup: Lookup) -> Found | None:
+        if isinstance(lookup, ById):
+            sql, key = f"{_SELECT} WHERE id = ?", lookup.id
+        else:
+            sql, key = f"{_SELECT} WHERE display_name = ?", lookup.display_name
+        row: _Row | None = self._conn.execute(sql, (key,)).fetchone()
+        return None if row is None else (row[0], _to_checkpoint(row))
+
+    async def insert(self, c: Checkpoint, *, skip_existing_id: bool = False) -> bool:
+        cur = self._conn.execute(
+            _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing_id else _INSERT,
+            (
+                c.id,
+                c.display_name,
+                *resource_columns(c.resources),
+                c.state.value,
+                _micros(c.create_time),
+                _micros(c.update_time),
+                c.version,
+            ),
+        )
+        return cur.rowcount == 1
+
+    async def replace(self, seq: int, c: Checkpoint) -> None:
+        self._conn.execute(
+            "UPDATE checkpoints SET display_name = ?, limit_memory_mib = ?,"
+            " request_memory_mib = ?, request_vcpus = ?, state = ?, create_time_us = ?,"
+            " update_time_us = ?, version = ? WHERE seq = ?",
+            (
+                c.display_name,
+                *resource_columns(c.resources),
+                c.state.value,
+                _micros(c.create_time),
+                _micros(c.update_time),
+                c.version,
+                seq,
+            ),
+        )
+
+    async def remove(self, seq: int) -> None:
+        self._conn.execute("DELETE FROM checkpoints WHERE seq = ?", (seq,))
 
 
 @contextmanager
@@ -234,52 +254,6 @@ def _translated() -> Iterator[None]:
         raise InvalidArgument("the checkpoint breaks a rule of the store") from exc
     except sqlite3.Error as exc:
         raise Unavailable("the checkpoint store is unavailable") from exc
-
-
-def _find(conn: sqlite3.Connection, lookup: Lookup) -> _Row | None:
-    if isinstance(lookup, ById):
-        row = conn.execute(f"{_SELECT} WHERE id = ?", (lookup.id,)).fetchone()
-    else:
-        row = conn.execute(f"{_SELECT} WHERE display_name = ?", (lookup.display_name,)).fetchone()
-    return row  # type: ignore[no-any-return]
-
-
-def _insert(conn: sqlite3.Connection, c: Checkpoint) -> None:
-    conn.execute(
-        "INSERT INTO checkpoints (id, display_name, limit_memory_mib, request_memory_mib,"
-        " request_vcpus, state, create_time_us, update_time_us, version)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            c.id,
-            c.display_name,
-            *_resources(c.resources),
-            c.state.value,
-            _micros(c.create_time),
-            _micros(c.update_time),
-            c.version,
-        ),
-    )
-
-
-def _update(conn: sqlite3.Connection, seq: int, c: Checkpoint) -> None:
-    conn.execute(
-        "UPDATE checkpoints SET display_name = ?, limit_memory_mib = ?, request_memory_mib = ?,"
-        " request_vcpus = ?, state = ?, create_time_us = ?, update_time_us = ?, version = ?"
-        " WHERE seq = ?",
-        (
-            c.display_name,
-            *_resources(c.resources),
-            c.state.value,
-            _micros(c.create_time),
-            _micros(c.update_time),
-            c.version,
-            seq,
-        ),
-    )
-
-
-def _resources(r: Resources) -> tuple[int, int, int]:
-    return (r.limit_memory_mib, r.request_memory_mib, r.request_vcpus)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

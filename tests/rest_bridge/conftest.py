@@ -1,11 +1,32 @@
-"""Fixtures shared by this package's unit tests: the anyio backend for async tests."""
+"""Fixtures shared by this package's unit tests: the anyio backend for async tests, and the
+in-process upstream and bridge of tests.rest_bridge.upstream."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+
+from tests.rest_bridge.upstream import Bridge, Upstream, open_bridge, start_upstream
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Run async tests on asyncio only (grpc.aio needs it)."""
     return "asyncio"
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """A grpc.aio server on 127.0.0.1:0 with a stand-in CheckpointService and health, SERVING."""
+    async with start_upstream() as started:
+        yield started
+
+
+@pytest.fixture
+async def asgi_bridge(upstream: Upstream) -> AsyncIterator[Bridge]:
+    """The bridge app (default configuration) over a channel to upstream, called in-process.
+
+    Named apart from tests/conftest.py's `bridge`, the subprocess bridge of the e2e suite."""
+    async with open_bridge(upstream.address) as opened:
+        yield opened

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
-from rest_bridge.schema import Schema
+from rest_bridge.descriptor_set import Schema
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -12,7 +12,8 @@ from checkpoint.v1 import checkpoint_service_pb2 as svc
 from google.protobuf import message, timestamp_pb2, wrappers_pb2
 from google.protobuf.descriptor import EnumDescriptor
 
-from rest_bridge.codec import Codec, DecodeError, enum_prefix, enum_short_name
+from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.descriptors import enum_prefix, enum_short_name
 from tests.rest_bridge.protos import SCALARS, all_types_class
 
 AllTypes = all_types_class()

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.http_rule import PathDecodeError, PathTemplate, TemplateError, parse_template
+from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.routes import Route, RouteTable, build_routes
-from rest_bridge.schema import default_descriptor_set, load_schema
-from rest_bridge.transcode import parse_query, to_request
 
 _T = TypeVar("_T")
 

@@ -18,8 +18,8 @@ import pytest
 from rest_bridge.app import create_app
 from rest_bridge.codec import DecodeError
 from rest_bridge.config import BridgeConfig
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.metadata import FORWARDED, deadline, outbound, request_id
-from rest_bridge.schema import default_descriptor_set, load_schema
 
 CAP = 10.0
 

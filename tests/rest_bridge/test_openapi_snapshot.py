@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import build_routes
-from rest_bridge.schema import default_descriptor_set, load_schema
 
 SNAPSHOT = Path(__file__).parent / "openapi.snapshot.json"
 

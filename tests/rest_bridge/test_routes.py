@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.routes import Match, RouteError, RouteTable, build_routes
-from rest_bridge.schema import default_descriptor_set, load_schema
 from tests.rest_bridge.protos import Rpc, rule, service_schema
 
 # From api-contract.md ("gRPC"): each CheckpointService method's HTTP rule.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from server.errors import (
     ERROR_DOMAIN,
@@ -154,3 +154,9 @@ def test_error_classes_are_python_idioms() -> None:
     assert issubclass(NotFound, LookupError)
     assert issubclass(InvalidArgument, ValueError)
     assert str(NotFound("gone")) == "gone"
+
+
+@pytest.mark.parametrize("code", list(grpc.StatusCode), ids=lambda c: c.name)
+def test_grpc_status_numbers_are_google_rpc_code_numbers(code: grpc.StatusCode) -> None:
+    """to_rpc_status puts grpc.StatusCode's number in google.rpc.Status: the two must agree."""
+    assert code_pb2.Code.Value(code.name) == code.value[0]

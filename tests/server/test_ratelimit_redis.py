@@ -1,4 +1,4 @@
-"""Tests of server.ratelimit_redis against a real Redis: shared buckets and the Redis-down policy.
+"""Tests of server.ratelimit._redis against a real Redis: shared buckets and the Redis-down policy.
 
 Two limiters on one Redis stand for two replicas. Each test keys its buckets under a prefix of its
 own (the `redis_key_prefix` fixture of tests/redis.py), so tests sharing a Redis are independent.
@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from server.errors import InvalidArgument, RateLimited
 from server.ratelimit import RateLimiter, open_rate_limiter
-from server.ratelimit_redis import TIMEOUT, RedisRateLimiter
+from server.ratelimit._redis import TIMEOUT, RedisRateLimiter
 from tests.redis import ThrowawayRedis
 
 KEY = "ci-token"
@@ -201,7 +201,7 @@ async def test_redis_down_fails_open_to_local_buckets(
     dead_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis refusing connections: calls go on, limited by this replica's own bucket; 1 warning."""
-    caplog.set_level(logging.WARNING, logger="server.ratelimit_redis")
+    caplog.set_level(logging.WARNING, logger="server.ratelimit._redis")
     async with _limiters(dead_url, 1, SLOW, 2, "p:") as (limiter,):
         started = time.monotonic()
         await limiter.acquire(KEY)

@@ -38,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from server.errors import InvalidArgument
-from server.ratelimit import RateLimiter, refused
+from server.ratelimit._local import RateLimiter, refused
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""server.inprocess.LocalChannel answers what a grpc.aio server and channel answer.
+"""server.local_channel.LocalChannel answers what a grpc.aio server and channel answer.
 
 The same handlers and interceptor are served by a real grpc.aio server on 127.0.0.1 and by a
 LocalChannel; every call is made through both and the outcomes (response, or code, details and
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from server.inprocess import LocalChannel
+from server.local_channel import LocalChannel
 
 MAX_MESSAGE = 100
 Outcome = tuple[str, object, object, object]

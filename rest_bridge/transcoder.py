@@ -10,7 +10,6 @@ status.ApiError, so its answers follow the same table as the framework's handler
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -18,11 +17,12 @@ import grpc
 from starlette.types import Message, Receive, Scope, Send
 
 from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.metadata import deadline, outbound, request_id
+from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.routes import RouteTable
-from rest_bridge.status import JSON_TYPE, LOCAL_MESSAGES, ApiError
-from rest_bridge.transcode import parse_query, to_request
+from rest_bridge.status import LOCAL_MESSAGES, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Transcoder:
         data = self._codec.encode(
             getattr(reply, route.response_body) if route.response_body else reply
         )
-        return json.dumps({"data": data}, ensure_ascii=False, separators=(",", ":")).encode()
+        return data_body(data)
 
     async def _body(self, receive: Receive, request: _Request) -> bytes:
         declared = request.content_length

@@ -1,4 +1,4 @@
-"""Unit tests of rest_bridge.transcode: HTTP path, query and body into the gRPC request message."""
+"""Unit tests of rest_bridge.request_mapping: HTTP path, query and body into the request message."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from checkpoint.v1 import checkpoint_service_pb2 as svc
 from google.protobuf import message
 
 from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.descriptor_set import default_descriptor_set, load_schema
+from rest_bridge.request_mapping import parse_json, to_request
 from rest_bridge.routes import Route, RouteTable, build_routes
-from rest_bridge.schema import default_descriptor_set, load_schema
-from rest_bridge.transcode import parse_json, to_request
 from tests.rest_bridge.protos import Rpc, rule, service_schema
 
 Query = list[tuple[str, str]]

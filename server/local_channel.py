@@ -1,7 +1,7 @@
 """An in-process grpc.aio.Channel: calls reach the servicer without a network hop.
 
 `checkpoint-server serve --rest-listen HOST:PORT` serves the REST bridge from the server's own
-process (server.rest). The bridge talks to a grpc.aio.Channel; LocalChannel is one whose calls
+process (composed in server.__main__). The bridge talks to any grpc.aio.Channel; this one's calls
 never touch the network, yet go through what a call off the wire goes through in grpc's aio server:
 
 - the handler is the one registered for the method: the generated add_*Servicer_to_server
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 from grpc.aio import Metadata
 
+from server.local_context import LocalContext, MetadataPairs, rpc_error
+
 log = logging.getLogger(__name__)
 
-_MetadataPairs = tuple[tuple[str, str | bytes], ...]
 if TYPE_CHECKING:  # grpc's runtime classes are not generic; its stubs are
     _Handler = grpc.RpcMethodHandler[Any, Any]
     _Lookup = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
@@ -42,122 +43,9 @@ class _CallDetails(grpc.HandlerCallDetails):
 
     __slots__ = ("invocation_metadata", "method")
 
-    def __init__(self, method: str, metadata: _MetadataPairs) -> None:
+    def __init__(self, method: str, metadata: MetadataPairs) -> None:
         self.method = method
         self.invocation_metadata = metadata
-
-
-def _rpc_error(
-    code: grpc.StatusCode, details: str, trailing: Iterable[tuple[str, str | bytes]] = ()
-) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(
-        code, Metadata(), Metadata(*trailing), details, "in-process call (no network)"
-    )
-
-
-class LocalContext(grpc.aio.ServicerContext[Any, Any]):
-    """The servicer context of an in-process unary call: metadata in, status and trailers out.
-
-    abort raises grpc.aio.AbortError, as grpc's does, so code that tells an abort from a failure
-    (the call guard does) behaves the same; LocalChannel turns it into an AioRpcError.
-    """
-
-    def __init__(self, metadata: _MetadataPairs, deadline: float | None) -> None:
-        self._metadata = metadata
-        self._deadline = deadline
-        self._code: grpc.StatusCode | None = None
-        self._details: str | None = None
-        self._trailing: _MetadataPairs = ()
-        self._aborted = False
-
-    # -- what servicers and interceptors use ----------------------------------------------------
-
-    def invocation_metadata(self) -> Any:
-        return self._metadata
-
-    async def abort(
-        self,
-        code: grpc.StatusCode,
-        details: str = "",
-        trailing_metadata: Any = (),
-    ) -> Any:
-        if self._aborted:
-            raise grpc.aio.UsageError("Abort already called!")
-        self._aborted = True
-        self._code, self._details = code, details
-        if trailing_metadata:
-            self._trailing = tuple(trailing_metadata)
-        raise grpc.aio.AbortError("Locally aborted.")
-
-    async def abort_with_status(self, status: grpc.Status) -> Any:
-        await self.abort(status.code, status.details, status.trailing_metadata)
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        self._trailing = tuple(trailing_metadata)
-
-    def code(self) -> Any:
-        return self._code
-
-    def details(self) -> Any:
-        return self._details
-
-    def trailing_metadata(self) -> Any:
-        return self._trailing
-
-    def time_remaining(self) -> Any:
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - time.monotonic())
-
-    def failure(self) -> grpc.aio.AioRpcError | None:
-        """The error the caller gets for the status set on this context; None when it is OK."""
-        if self._code is None or self._code is grpc.StatusCode.OK:
-            return None
-        return _rpc_error(self._code, self._details or "", self._trailing)
-
-    # -- the rest of the interface: inert for a unary call without a peer ------------------------
-
-    async def read(self) -> Any:
-        raise grpc.aio.UsageError("read() is for streaming requests; this call is unary")
-
-    async def write(self, message: Any) -> None:
-        raise grpc.aio.UsageError("write() is for streaming responses; this call is unary")
-
-    async def send_initial_metadata(self, initial_metadata: Any) -> None:
-        return None
-
-    def add_done_callback(self, callback: Any) -> None:
-        raise grpc.aio.UsageError("done callbacks are not supported in-process")
-
-    def set_compression(self, compression: grpc.Compression) -> None:
-        return None
-
-    def disable_next_message_compression(self) -> None:
-        return None
-
-    def peer(self) -> str:
-        return "inprocess"
-
-    def peer_identities(self) -> Iterable[bytes] | None:
-        return None
-
-    def peer_identity_key(self) -> str | None:
-        return None
-
-    def auth_context(self) -> Mapping[str, Iterable[bytes]]:
-        return {}
-
-    def cancelled(self) -> bool:
-        return False
-
-    def done(self) -> bool:
-        return False
 
 
 class LocalChannel(grpc.aio.Channel):
@@ -238,10 +126,10 @@ class LocalChannel(grpc.aio.Channel):
             grpc.aio.AioRpcError: the status a network client would have received.
         """
         if seconds is not None and seconds <= 0:  # a network client fails before sending
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         limit = self.max_concurrent_rpcs
         if limit is not None and self._in_flight >= limit:
-            raise _rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+            raise rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
         self._in_flight += 1
         try:
             return await self._call(method, raw, seconds, metadata)
@@ -249,13 +137,13 @@ class LocalChannel(grpc.aio.Channel):
             self._in_flight -= 1
 
     async def _call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
-        pairs: _MetadataPairs = tuple(metadata) if metadata else ()
+        pairs: MetadataPairs = tuple(metadata) if metadata else ()
         handler = await self._find(_CallDetails(method, pairs))
         if handler is None or handler.unary_unary is None:
-            raise _rpc_error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+            raise rpc_error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         limit = self.max_message_bytes
         if len(raw) > limit:
-            raise _rpc_error(
+            raise rpc_error(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"SERVER: Received message larger than max ({len(raw)} vs. {limit})",
             )
@@ -264,7 +152,7 @@ class LocalChannel(grpc.aio.Channel):
             request = parse(raw) if parse is not None else raw
         except Exception as exc:
             log.exception("cannot deserialize the request of %s", method)
-            raise _rpc_error(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from exc
+            raise rpc_error(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from exc
         deadline = None if seconds is None else time.monotonic() + seconds
         context = LocalContext(pairs, deadline)
         behavior: Callable[[Any, LocalContext], Awaitable[Any]] = handler.unary_unary  # type: ignore[assignment]
@@ -274,7 +162,7 @@ class LocalChannel(grpc.aio.Channel):
             async with scope:
                 response = await behavior(request, context)
         except grpc.aio.AbortError:
-            outcome = context.failure() or _rpc_error(
+            outcome = context.failure() or rpc_error(
                 grpc.StatusCode.UNKNOWN, "aborted without a status"
             )
         except TimeoutError as exc:
@@ -285,7 +173,7 @@ class LocalChannel(grpc.aio.Channel):
         # Like a network client's timer, the deadline interrupts a call at an await; an answer
         # made before the loop got back to the timer is delivered (grpc delivers it too).
         if scope.expired():
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if outcome is not None:
             raise outcome
         failure = context.failure()
@@ -296,9 +184,9 @@ class LocalChannel(grpc.aio.Channel):
             out: bytes = serialize(response) if serialize is not None else response
         except Exception as exc:
             log.exception("cannot serialize the response of %s", method)
-            raise _rpc_error(grpc.StatusCode.INTERNAL, "Failed to serialize response!") from exc
+            raise rpc_error(grpc.StatusCode.INTERNAL, "Failed to serialize response!") from exc
         if len(out) > limit:
-            raise _rpc_error(
+            raise rpc_error(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Sent message larger than max ({len(out)} vs. {limit})",
             )
@@ -344,7 +232,7 @@ def _wrap(interceptor: grpc.aio.ServerInterceptor[Any, Any], inner: _Lookup) -> 
 def _unexpected(method: str, exc: BaseException) -> grpc.aio.AioRpcError:
     """What grpc's aio server answers when a handler raises something other than an abort."""
     log.error("unexpected %r raised by the handler of %s", exc, method, exc_info=exc)
-    return _rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
+    return rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
 
 
 class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):

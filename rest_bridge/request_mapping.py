@@ -18,9 +18,17 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from rest_bridge.codec import Codec, DecodeError, is_map, is_well_known, message_of
+from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.descriptors import (
+    descriptor_of,
+    find_field,
+    is_map,
+    is_well_known,
+    message_of,
+    resolve_path,
+)
 from rest_bridge.http_rule import percent_decode
-from rest_bridge.routes import Route, resolve_path
+from rest_bridge.routes import Route
 
 _MASK = "google.protobuf.FieldMask"
 
@@ -124,12 +132,13 @@ def _check_query_name(route: Route, name: str, given: str, path_params: dict[str
 
 
 def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_path: bool) -> None:
+    chain = resolve_path(descriptor_of(request), dotted)
+    if chain is None:  # routes and _grouped resolved the path already; kept for safety
+        raise DecodeError(f"unknown field {dotted!r}", dotted)
     target: Any = request
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        fld = _field(target, part)
-        target = getattr(target, fld.name)
-    fld = _field(target, parts[-1])
+    for parent in chain[:-1]:
+        target = getattr(target, parent.name)
+    fld = chain[-1]
     where = dotted
     if is_map(fld):
         raise DecodeError(
@@ -153,16 +162,6 @@ def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_pa
         setattr(target, fld.name, codec.scalar_from_text(fld, values[0], where))
     except DecodeError as exc:
         raise DecodeError(f"{kind} {exc}", where) from exc
-
-
-def _field(msg: Any, name: str) -> FieldDescriptor:
-    desc = msg.DESCRIPTOR
-    fld = desc.fields_by_name.get(name) or next(
-        (f for f in desc.fields if f.json_name == name), None
-    )
-    if fld is None:  # _grouped resolved the path already; kept for safety
-        raise DecodeError(f"unknown field {name!r}", name)
-    return fld  # type: ignore[no-any-return]
 
 
 def _well_known_from_text(
@@ -208,9 +207,7 @@ def _infer_update_mask(
 def _json_paths(value: dict[str, Any], desc: Descriptor, prefix: str = "") -> list[str]:
     paths: list[str] = []
     for key, item in value.items():
-        fld = desc.fields_by_name.get(key) or next(
-            (f for f in desc.fields if f.json_name == key), None
-        )
+        fld = find_field(desc, key)
         if fld is None:
             continue
         path = f"{prefix}{fld.name}"

@@ -1,0 +1,31 @@
+"""The bytes of every JSON body the bridge writes: `{"data": ...}` and the error envelope.
+
+One encoder, so a success body from the transcoder, a probe's body and an error body can never
+differ in spacing or escaping: compact separators, and UTF-8 text left as it is (not \\u
+escapes), which is the same bytes as the default for ASCII-only values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+JSON_TYPE = "application/json"
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""What json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds on every call."""
+
+
+def dumps(value: Any) -> bytes:
+    """A JSON value as compact UTF-8 bytes.
+
+    Raises:
+        TypeError: a value JSON cannot represent.
+        ValueError: a circular reference.
+    """
+    return _ENCODER.encode(value).encode()
+
+
+def data_body(data: Any) -> bytes:
+    """The success envelope: `{"data": data}`."""
+    return dumps({"data": data})
