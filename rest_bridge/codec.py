@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from rest_bridge import well_known
 from rest_bridge.descriptors import (
     descriptor_of,
+    encodable,
     enum_of,
     enum_short_name,
     find_field,
@@ -297,6 +298,8 @@ class Codec:
                 return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
             except ValueError as exc:
                 raise DecodeError(f"{path}: must be base64", path) from exc
+        if not text.isascii() and not encodable(text):
+            raise DecodeError(f"{path}: must be valid Unicode (it holds a lone surrogate)", path)
         return text
 
     def enum_number(self, enum: EnumDescriptor, text: str, path: str) -> int:

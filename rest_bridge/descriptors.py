@@ -68,6 +68,10 @@ def enum_short_name(enum: EnumDescriptor, number: int) -> str | None:
 
 def find_field(desc: Descriptor, name: str) -> FieldDescriptor | None:
     """The field of desc that name means: its proto name first, else its JSON name."""
+    if not name.isascii() and not encodable(name):
+        # upb's lookup fails on text UTF-8 cannot carry (a JSON key holding a lone surrogate);
+        # no field has such a name.
+        return None
     fld = desc.fields_by_name.get(name)
     if fld is not None:
         return fld
@@ -100,3 +104,13 @@ def resolve_field(desc: Descriptor, dotted: str) -> FieldDescriptor | None:
     """The last field of resolve_path(desc, dotted), or None."""
     chain = resolve_path(desc, dotted)
     return chain[-1] if chain else None
+
+
+def encodable(text: str) -> bool:
+    """False when text holds a lone surrogate (a JSON "\\ud800" escape): no protobuf string or
+    name can hold one, and UTF-8 cannot carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

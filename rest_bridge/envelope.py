@@ -14,6 +14,8 @@ JSON_TYPE = "application/json"
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 """What json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds on every call."""
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""For text UTF-8 cannot carry (an error message quoting a client's lone surrogate)."""
 
 
 def dumps(value: Any) -> bytes:
@@ -23,7 +25,11 @@ def dumps(value: Any) -> bytes:
         TypeError: a value JSON cannot represent.
         ValueError: a circular reference.
     """
-    return _ENCODER.encode(value).encode()
+    text = _ENCODER.encode(value)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _ASCII_ENCODER.encode(value).encode()
 
 
 def data_body(data: Any) -> bytes:

@@ -58,15 +58,36 @@ def parse_query(raw: bytes) -> list[tuple[str, str]]:
 def parse_json(body: bytes) -> Any:
     """The JSON value of a request body.
 
+    Stricter than json.loads in three ways a protobuf JSON parser is too: the text must decode
+    without lone surrogate code points (json.loads lets bytes through with "surrogatepass"), an
+    object may not repeat a key (the last one would silently win), and numbers beyond Python's
+    integer-conversion limit are a bad request, not a crash.
+
     Raises:
-        DecodeError: not UTF-8 JSON.
+        DecodeError: not JSON in UTF-8 (or UTF-16/32, as RFC 4627 allowed), or a duplicate key.
     """
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError as exc:
         raise DecodeError(f"request body is not valid JSON: {_short(exc)}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise DecodeError("request body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, duplicate keys, the integer digit limit
+        raise DecodeError(f"request body is not valid JSON: {_short(exc)}") from exc
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a repeated key as protobuf's JSON parser does."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {json.dumps(key)}")
+            seen.add(key)
+    return out
 
 
 def to_request(
@@ -135,11 +156,17 @@ def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_pa
     chain = resolve_path(descriptor_of(request), dotted)
     if chain is None:  # routes and _grouped resolved the path already; kept for safety
         raise DecodeError(f"unknown field {dotted!r}", dotted)
+    where = dotted
+    if any(parent.is_repeated for parent in chain[:-1]):
+        raise DecodeError(
+            f"query parameter {where!r} goes through a repeated field, which the query string "
+            "cannot set",
+            where,
+        )
     target: Any = request
     for parent in chain[:-1]:
         target = getattr(target, parent.name)
     fld = chain[-1]
-    where = dotted
     if is_map(fld):
         raise DecodeError(
             f"query parameter {where!r} is a map, which the query string cannot set", where
