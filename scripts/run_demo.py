@@ -4,19 +4,26 @@ Creates DIR (default .run) holding a SQLite database and a tokens file, imports
 scripts/demo_checkpoints.json (idempotent by id, so re-running is safe), makes a new random token
 with both scopes and prints it once with ready-to-paste `curl` and `buf curl` commands, then runs
 `checkpoint-server serve` (gRPC, 127.0.0.1:50051) and `checkpoint-rest-bridge` (REST,
-127.0.0.1:8080) until Ctrl-C or SIGTERM, when it stops both and exits 0. If either server fails to
-start or dies, the other is stopped and the exit status is 1.
+127.0.0.1:8080) until Ctrl-C, SIGTERM or SIGHUP (the terminal closed), when it stops both and
+exits 0. If either server fails to start or dies, the other is stopped and the exit status is 1.
+
+Whatever ends this script ends its servers: a signal, a closed pipe on its output (Ctrl-C on
+`make run | tee log` kills tee first), an exception of its own (a `finally` stops them), and even
+SIGKILL (each child asks the kernel for SIGTERM when its parent dies, PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import secrets
+import select
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -89,6 +96,37 @@ def local_address(listen: str) -> str:
     return f"{host}:{port}"
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child before exec: ask for SIGTERM when the parent dies (Linux), and stop at once if
+    it already has (the parent may die between fork and this call)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def say(text: str, *, error: bool = False) -> None:
+    """Print, unless nobody reads our output any more (the pipe's reader is gone)."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+
+
+def output_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        if not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
@@ -153,18 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     database = f"sqlite:///{(data_dir / 'checkpoints.db').resolve()}"
     tokens = data_dir / "tokens.json"
-    grpc_address, rest_address = local_address(args.grpc_listen), local_address(args.rest_listen)
 
     server_command = executable("checkpoint-server")
     loaded = run([server_command, "import", "--database", database, str(args.data)])
     if loaded.returncode != 0:
-        print(f"run_demo: import failed:\n{loaded.stderr.strip()}", file=sys.stderr)
+        say(f"run_demo: import failed:\n{loaded.stderr.strip()}", error=True)
         return 1
-    print(loaded.stdout.strip(), flush=True)
+    say(loaded.stdout.strip())
     try:
         token = new_token(tokens)
     except RuntimeError as exc:
-        print(f"run_demo: {exc}", file=sys.stderr)
+        say(f"run_demo: {exc}", error=True)
         return 1
 
     stopping: list[int] = []
@@ -172,59 +209,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     # Own sessions: a Ctrl-C reaches only this script, which then stops each child once.
     serve = [server_command, "serve", "--listen", args.grpc_listen, "--database", database]
     serve += ["--tokens", str(tokens)]
     bridge_command = [executable("checkpoint-rest-bridge"), "--listen", args.rest_listen]
-    bridge_command += ["--upstream", grpc_address]
-    server = subprocess.Popen(
-        serve,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    bridge = subprocess.Popen(
-        bridge_command,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    children = [server, bridge]
-    names = {server.pid: "checkpoint-server", bridge.pid: "checkpoint-rest-bridge"}
+    bridge_command += ["--upstream", local_address(args.grpc_listen)]
+    children: list[subprocess.Popen[bytes]] = []
+    parent = os.getpid()
+    try:
+        for command in (serve, bridge_command):
+            children.append(
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=lambda: die_with_parent(parent),  # noqa: PLW1509 (no threads here)
+                )
+            )
+        return supervise(args, token, children, stopping)
+    finally:
+        stop(children)
 
+
+def supervise(
+    args: argparse.Namespace,
+    token: str,
+    children: list[subprocess.Popen[bytes]],
+    stopping: list[int],
+) -> int:
+    """Wait for readiness, print the banner, then run until a stop reason; the exit status."""
+    grpc_address, rest_address = local_address(args.grpc_listen), local_address(args.rest_listen)
+    names = {children[0].pid: "checkpoint-server", children[1].pid: "checkpoint-rest-bridge"}
     deadline = time.monotonic() + READY_TIMEOUT
     while not ready(f"http://{rest_address}/readyz"):
         dead = [c for c in children if c.poll() is not None]
-        if dead or stopping or time.monotonic() > deadline:
-            stop(children)
-            if stopping:
-                return 0
+        if stopping or output_closed():
+            return 0
+        if dead or time.monotonic() > deadline:
             why = (
                 f"{names[dead[0].pid]} exited with status {dead[0].returncode} "
                 f"(is {args.grpc_listen} or {args.rest_listen} already in use?)"
                 if dead
                 else f"not ready within {READY_TIMEOUT:g} s"
             )
-            print(f"run_demo: {why}", file=sys.stderr)
+            say(f"run_demo: {why}", error=True)
             return 1
         time.sleep(0.1)
 
-    print(banner(token, grpc_address, rest_address, data_dir), flush=True)
-    while not stopping:
+    say(banner(token, grpc_address, rest_address, args.dir))
+    while not stopping and not output_closed():
         dead = [c for c in children if c.poll() is not None]
         if dead:
-            print(
+            say(
                 f"run_demo: {names[dead[0].pid]} exited with status {dead[0].returncode}; "
                 "stopping the other",
-                file=sys.stderr,
+                error=True,
             )
-            stop(children)
             return 1
         time.sleep(0.2)
-    print("run_demo: stopping both servers", flush=True)
+    say("run_demo: stopping both servers")
     stop(children)
-    print("run_demo: stopped", flush=True)
+    say("run_demo: stopped")
     return 0
 
 
