@@ -21,7 +21,12 @@ from rest_bridge.descriptor_set import (
 )
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
-from rest_bridge.serving import ManagedServer, split_listen, uvicorn_config
+from rest_bridge.serving import split_listen, start_in_background
+from rest_bridge.workers import Supervisor, WorkerGroup, in_worker, reserve, worker_count
+
+PROG = "checkpoint-rest-bridge"
+STOP_GRACE = 10.0
+"""Seconds a bridge worker may take to finish in-flight requests (uvicorn's graceful timeout)."""
 
 # Reconnect quickly after the gRPC server restarts (grpcio's default backoff grows to 120 s).
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -44,24 +49,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(config: BridgeConfig) -> None:
+async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; as one worker of --workers, on a SO_REUSEPORT socket.
+
+    Raises:
+        RuntimeError: the listen address cannot be bound.
+    """
     schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
     host, port = split_listen(config.listen)
     async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
-        app = create_app(config, channel, schema)
-        server = ManagedServer(uvicorn_config(app, host, port))
-
-        def stop() -> None:
-            server.should_exit = True
-
+        peers = group.all_serving if group is not None else None
+        app = create_app(config, channel, schema, peers)
+        stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, stopping.set)
+        server = await start_in_background(
+            app, config.listen, "--listen", reuse_port=group is not None
+        )
         print(
             f"checkpoint-rest-bridge: serving HTTP on {host}:{port}, upstream {config.upstream}",
             flush=True,
         )
-        await server.serve()
+        if group is not None:
+            group.mark(True)
+        try:
+            await asyncio.wait(
+                [asyncio.ensure_future(stopping.wait()), server.task],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if group is not None:
+                group.mark(False)
+            await server.stop()
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """`--workers N`: fix the port, then run N bridges on it."""
+    concrete, sock = reserve(args.listen)
+    command = [sys.executable, "-m", "rest_bridge", *argv, "--listen", concrete]
+    try:
+        return Supervisor(command, worker_count(args.workers), STOP_GRACE, PROG).run()
+    finally:
+        sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        if worker_count(args.workers) > 1 and not in_worker():
+            return supervise(args, list(sys.argv[1:] if argv is None else argv))
+    except RuntimeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
@@ -79,9 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         services=tuple(args.services) if args.services else DEFAULT_SERVICES,
     )
     try:
-        asyncio.run(serve(config))
-    except (SchemaError, RouteError, ValueError) as exc:
-        print(f"checkpoint-rest-bridge: error: {exc}", file=sys.stderr)
+        asyncio.run(serve(config, WorkerGroup.from_environment()))
+    except (SchemaError, RouteError, ValueError, RuntimeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 from fastapi import FastAPI
@@ -39,8 +40,14 @@ class BridgeApp:
             await self.api(scope, receive, send)
 
 
-def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) -> BridgeApp:
-    """The ASGI app serving schema's services over channel.
+def create_app(
+    config: BridgeConfig,
+    channel: grpc.aio.Channel,
+    schema: Schema,
+    peers_serving: Callable[[], bool] | None = None,
+) -> BridgeApp:
+    """The ASGI app serving schema's services over channel. With peers_serving (the worker
+    group of --workers), /readyz is ready only while every worker serves.
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
@@ -64,6 +71,10 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
 
     async def readyz(request: Request) -> Response:
         rid = request_id(request.headers.get("x-request-id"))
+        if peers_serving is not None and not peers_serving():
+            return ApiError(
+                grpc.StatusCode.UNAVAILABLE, "not every worker of the bridge serves", retry_after=1
+            ).to_response(False, rid)
         try:
             reply = await health_check(health_pb2.HealthCheckRequest(), timeout=READY_TIMEOUT)
         except grpc.RpcError as exc:

@@ -106,6 +106,13 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         type=_optional_path,
     ),
     Option(
+        "--workers",
+        "bridge processes serving the same port, restarted when they die; 0 for one per core",
+        env="CHECKPOINT_REST_WORKERS",
+        default=1,
+        type=int,
+    ),
+    Option(
         "--service",
         "full name of a service to expose; repeat for several "
         f"(default: {', '.join(DEFAULT_SERVICES)})",

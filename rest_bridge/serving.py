@@ -99,11 +99,12 @@ class BackgroundServer:
         await self.task
 
 
-async def start_in_background(app: ASGIApp, listen: str, flag: str) -> BackgroundServer:
-    """Serve app on listen (port 0 picks a free one) from this event loop, once it accepts.
+def bind(listen: str, flag: str, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to listen (port 0 picks a free one); SO_REUSEPORT lets the other workers
+    of `--workers N` bind the same port.
 
     Raises:
-        RuntimeError: listen is not HOST:PORT, cannot be bound, or the server did not start.
+        RuntimeError: listen is not HOST:PORT or cannot be bound.
     """
     try:
         host, port = split_listen(listen, flag)
@@ -115,12 +116,26 @@ async def start_in_background(app: ASGIApp, listen: str, flag: str) -> Backgroun
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise RuntimeError(f"cannot listen on {listen}: {exc}") from exc
     sock.setblocking(False)
-    port = sock.getsockname()[1]
+    return sock
+
+
+async def start_in_background(
+    app: ASGIApp, listen: str, flag: str, reuse_port: bool = False
+) -> BackgroundServer:
+    """Serve app on listen (port 0 picks a free one) from this event loop, once it accepts.
+
+    Raises:
+        RuntimeError: listen is not HOST:PORT, cannot be bound, or the server did not start.
+    """
+    sock = bind(listen, flag, reuse_port)
+    host, port = split_listen(listen, flag)[0], int(sock.getsockname()[1])
     server = ManagedServer(uvicorn_config(app, host, port))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{host}:{port}")
     started = time.monotonic()

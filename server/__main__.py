@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,14 @@ from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
+from rest_bridge.workers import (
+    SHARED_DIR_ENV,
+    Supervisor,
+    WorkerGroup,
+    in_worker,
+    reserve,
+    worker_count,
+)
 from server.app import RunningServer, create_server
 from server.config import (
     DEFAULT_DATABASE,
@@ -42,7 +51,8 @@ from server.importer import import_checkpoints, validate_entries
 from server.store import open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
-log = logging.getLogger("checkpoint-server")
+PROG = "checkpoint-server"
+log = logging.getLogger(PROG)
 
 DATABASE = Option(
     "--database",
@@ -116,6 +126,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default=DEFAULT_MAX_CONCURRENT_RPCS,
         type=int,
     ),
+    Option(
+        "--workers",
+        "worker processes serving the same ports (gRPC and --rest-listen), restarted when they "
+        "die, sharing each token's rate-limit budget; 0 for one per core",
+        env="CHECKPOINT_WORKERS",
+        default=1,
+        type=int,
+    ),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -176,11 +194,18 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
         app = create_app(config, running.local_channel(), schema)
     except (SchemaError, RouteError) as exc:
         raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
-    return await start_in_background(app, listen, "--rest-listen")
+    return await start_in_background(
+        app, listen, "--rest-listen", reuse_port=running.config.reuse_port
+    )
 
 
-async def serve(config: ServerConfig, rest_listen: str = "") -> None:
-    """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
+async def serve(
+    config: ServerConfig, rest_listen: str = "", group: WorkerGroup | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight.
+
+    As one worker of a group (--workers), health is SERVING only while every worker serves.
+    """
     tokens = load_tokens(config.tokens_file)
     store = open_store(config.database, config.db_pool_size)
     running = await create_server(config, store, tokens)
@@ -194,10 +219,15 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watcher = asyncio.create_task(running.follow_store(store))
+    if group is not None:
+        group.mark(True)
+    peers = group.all_serving if group is not None else None
+    watcher = asyncio.create_task(running.follow_store(store, peers_serving=peers))
     await stop.wait()
     log.info("shutting down: finishing in-flight calls for up to %.1f s", config.grace_seconds)
     watcher.cancel()
+    if group is not None:
+        group.mark(False)
     await running.set_serving(False)
     if rest is not None:
         await rest.stop()
@@ -239,13 +269,48 @@ async def _import(database: str, path: Path) -> int:
         await store.close()
 
 
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """`serve --workers N`: fix the ports, migrate the store once, then run N workers.
+
+    Raises:
+        RuntimeError: a listen address cannot be bound.
+    """
+    held = []
+    overrides: list[str] = []
+    for flag, address in (("--listen", args.listen), ("--rest-listen", args.rest_listen)):
+        if address:
+            concrete, sock = reserve(address)
+            held.append(sock)
+            overrides += [flag, concrete]
+    asyncio.run(_migrate(args.database))
+    command = [sys.executable, "-m", "server", *argv, *overrides]
+    try:
+        return Supervisor(command, worker_count(args.workers), args.grace, PROG).run()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def _migrate(database: str) -> None:
+    """Open the store once before the workers do, so they never race to migrate it."""
+    store = open_store(database)
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command == "serve" and worker_count(args.workers) > 1 and not in_worker():
+            return supervise(args, list(sys.argv[1:] if argv is None else argv))
         if args.command == "serve":
+            group = WorkerGroup.from_environment()
+            shared = os.environ.get(SHARED_DIR_ENV) if group is not None else None
             config = ServerConfig(
                 listen=args.listen,
                 database=args.database,
@@ -256,8 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate_limit_store=args.rate_limit_store,
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
+                shared_buckets=Path(shared) / "ratelimit" if shared else None,
+                reuse_port=group is not None,
             )
-            asyncio.run(serve(config, args.rest_listen))
+            asyncio.run(serve(config, args.rest_listen, group))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -64,20 +64,31 @@ class RunningServer:
         for name in ("", SERVICE):
             await self.health.set(name, status)
 
-    async def follow_store(self, store: Store, interval: float = 1.0) -> None:
-        """Keep health in step with the store: NOT_SERVING while it cannot answer."""
-        serving = True
+    async def follow_store(
+        self,
+        store: Store,
+        interval: float = 1.0,
+        peers_serving: Callable[[], bool] | None = None,
+    ) -> None:
+        """Keep health in step with the store: NOT_SERVING while it cannot answer, and (with
+        --workers) while any worker of this machine is not serving. Checks at once, then every
+        interval."""
+        store_ok, peers_ok = True, True
         while True:
-            await asyncio.sleep(interval)
             try:
                 await asyncio.wait_for(store.ping(), timeout=interval)
-                healthy = True
+                store_now = True
             except (CheckpointError, TimeoutError):
-                healthy = False
-            if healthy != serving:
-                log.warning("store is %s", "reachable again" if healthy else "unreachable")
-                serving = healthy
-                await self.set_serving(serving)
+                store_now = False
+            peers_now = peers_serving() if peers_serving is not None else True
+            if store_now != store_ok:
+                log.warning("store is %s", "reachable again" if store_now else "unreachable")
+            if peers_now != peers_ok:
+                log.info("%s", "every worker serves" if peers_now else "a worker is not serving")
+            if (store_now and peers_now) != (store_ok and peers_ok):
+                await self.set_serving(store_now and peers_now)
+            store_ok, peers_ok = store_now, peers_now
+            await asyncio.sleep(interval)
 
 
 async def create_server(
@@ -88,7 +99,9 @@ async def create_server(
     Raises:
         RuntimeError: the address cannot be bound.
     """
-    limiter = open_rate_limiter(config.rate_limit, config.rate_burst, config.rate_limit_store)
+    limiter = open_rate_limiter(
+        config.rate_limit, config.rate_burst, config.rate_limit_store, config.shared_buckets
+    )
     guard = CallGuard(Authenticator(tokens), limiter)
     server = grpc.aio.server(
         interceptors=[guard],
@@ -96,7 +109,7 @@ async def create_server(
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if config.reuse_port else 0),
         ],
     )
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))

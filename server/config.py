@@ -33,3 +33,8 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     """Calls handled at once; grpcio refuses more with RESOURCE_EXHAUSTED instead of queueing."""
+    shared_buckets: Path | None = None
+    """A file of rate-limit buckets shared with the other workers on this machine (--workers);
+    None keeps them in this process."""
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, so that the other workers can serve the same port."""

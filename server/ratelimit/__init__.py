@@ -17,12 +17,14 @@ here, backends beside it, importing only `_local` and never this module's factor
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from server.errors import InvalidArgument, missing_extra
 from server.ratelimit._local import RateLimiter, refused
+from server.ratelimit._shared import SharedRateLimiter
 
-__all__ = ["Limiter", "RateLimiter", "open_rate_limiter", "refused"]
+__all__ = ["Limiter", "RateLimiter", "SharedRateLimiter", "open_rate_limiter", "refused"]
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -37,8 +39,11 @@ class Limiter(Protocol):
         ...
 
 
-def open_rate_limiter(rate: float, burst: int, store_url: str | None) -> Limiter:
-    """The limiter for a configuration: Redis-backed when store_url is given, local otherwise.
+def open_rate_limiter(
+    rate: float, burst: int, store_url: str | None, shared: Path | None = None
+) -> Limiter:
+    """The limiter for a configuration: Redis-backed when store_url is given, else in a file
+    shared by the workers of this machine when shared is given, else in this process.
 
     With rate 0 (no limit) no Redis client is made, whatever store_url says. Nothing connects
     here: the Redis client connects on its first call.
@@ -48,6 +53,8 @@ def open_rate_limiter(rate: float, burst: int, store_url: str | None) -> Limiter
             or the redis extra that a Redis store needs is not installed.
     """
     if not store_url or rate <= 0:
+        if shared is not None and rate > 0:
+            return SharedRateLimiter(shared, rate, burst)
         return RateLimiter(rate, burst)
     scheme = store_url.split(":", 1)[0].lower()
     if scheme not in REDIS_SCHEMES or "://" not in store_url:
