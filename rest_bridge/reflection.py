@@ -2,7 +2,7 @@
 
 One ServerReflectionInfo stream: list_services, then file_containing_symbol for each service,
 then file_by_filename for every import not yet seen, until the set is closed. grpc.reflection.v1
-is asked first and v1alpha when the server does not implement v1; both have the same messages
+is asked first and v1alpha when that fails other than as unreachable; both have the same messages
 and field numbers, so grpcio-reflection's v1alpha classes serve as the v1 messages too (the
 bridge may not borrow server/reflection.py, which derives v1 the same way).
 
@@ -25,7 +25,10 @@ METHODS = (
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 )
-"""Tried in this order; the next one only when the server answers UNIMPLEMENTED."""
+"""Tried in this order; the next one unless the first failed as unreachable."""
+
+UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Failures that asking v1alpha instead would only repeat."""
 
 SKIPPED_PREFIXES = ("grpc.reflection.", "grpc.health.")
 """Services that are never transcoded, so their files are not fetched when no name is given."""
@@ -35,6 +38,12 @@ DEFAULT_TIMEOUT = 10.0
 
 class ReflectionError(SchemaError):
     """The upstream's reflection service could not be asked, or answered an error."""
+
+
+class _CallFailed(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details = code, details
 
 
 async def fetch_schema(
@@ -47,18 +56,19 @@ async def fetch_schema(
         ReflectionError: reflection is unreachable, unimplemented, or answered an error.
         SchemaError: the files it returned do not build or lack a named service.
     """
-    for index, method in enumerate(METHODS):
+    failures: list[str] = []
+    for method in METHODS:
         try:
             files = await _fetch_files(channel, method, service_names, rpc_timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
-            if code == grpc.StatusCode.UNIMPLEMENTED and index + 1 < len(METHODS):
-                continue
-            details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-            name = code.name if code is not None else "error"
-            raise ReflectionError(f"reflection of the upstream failed: {name}: {details}") from exc
+        except _CallFailed as exc:
+            failures.append(f"{method.split('/')[1]}: {exc}")
+            # A server without v1 answers UNIMPLEMENTED, or, when that answer overtakes the
+            # first write, grpcio reports INTERNAL; an unreachable one fails both alike.
+            if exc.code in UNREACHABLE:
+                break
+            continue
         return schema_from_files(files, service_names, "the upstream's reflection")
-    raise ReflectionError("reflection of the upstream failed")  # not reached: METHODS non-empty
+    raise ReflectionError(f"reflection of the upstream failed: {'; '.join(failures)}")
 
 
 async def _fetch_files(
@@ -91,6 +101,8 @@ async def _fetch_files(
                 _collect(found, reply, f"file {filename!r}")
                 if filename not in found:
                     raise ReflectionError(f"the upstream's reflection did not return {filename}")
+    except grpc.RpcError as exc:
+        raise _CallFailed(await call.code(), await call.details() or "") from exc
     finally:
         call.cancel()
     return descriptor_pb2.FileDescriptorSet(file=_imports_first(found))
