@@ -96,7 +96,7 @@ class Transcoder:
         if served is None:
             raise ApiError(
                 grpc.StatusCode.UNAVAILABLE,
-                "the bridge has no schema from its upstream yet; retry later",
+                "the bridge has no schema loaded yet; retry later",
                 retry_after=1,
             )
         method: str = scope["method"]
