@@ -97,7 +97,9 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema |
 
 def _no_schema(live: LiveSchema) -> ApiError:
     reason = f" ({live.error})" if live.error else ""
-    return ApiError(grpc.StatusCode.UNAVAILABLE, f"the bridge has no schema loaded yet{reason}", retry_after=1)
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE, f"the bridge has no schema loaded yet{reason}", retry_after=1
+    )
 
 
 def _data(data: dict[str, str], request: Request) -> Response:
