@@ -61,11 +61,13 @@ async def fetch_schema(
         try:
             files = await _fetch_files(channel, method, service_names, rpc_timeout)
         except _CallFailed as exc:
-            failures.append(f"{method.split('/')[1]}: {exc}")
             # A server without v1 answers UNIMPLEMENTED, or, when that answer overtakes the
-            # first write, grpcio reports INTERNAL; an unreachable one fails both alike.
+            # first write, grpcio reports INTERNAL; an unreachable one fails both alike, and
+            # grpcio's own text (addresses, socket errors) is not repeated to clients.
             if exc.code in UNREACHABLE:
+                failures.append(f"the upstream is unreachable ({exc.code.name})")
                 break
+            failures.append(f"{method.split('/')[1]}: {exc}")
             continue
         return schema_from_files(files, service_names, "the upstream's reflection")
     raise ReflectionError(f"reflection of the upstream failed: {'; '.join(failures)}")

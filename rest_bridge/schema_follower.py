@@ -30,19 +30,19 @@ Loader = Callable[[], Awaitable[Schema]]
 
 def schema_loader(config: BridgeConfig, channel: grpc.aio.Channel) -> tuple[Loader, str]:
     """How this bridge loads its schema (reflection over channel, or the descriptor set file),
-    and a name for that source in the log."""
+    and a name for that source in the log and /readyz (no address: clients see it)."""
     if config.reflect:
 
         async def reflect() -> Schema:
             return await fetch_schema(channel, config.services, config.timeout)
 
-        return reflect, f"the reflection of {config.upstream}"
+        return reflect, "the upstream's reflection"
     path = config.descriptor_set or default_descriptor_set()
 
     async def read_file() -> Schema:
         return await asyncio.to_thread(load_schema, path, config.services)
 
-    return read_file, f"descriptor set {path}"
+    return read_file, f"descriptor set {path.name}"
 
 
 class SchemaFollower:
