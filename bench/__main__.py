@@ -555,12 +555,29 @@ def _reflection_lines(report: dict[str, Any], rows: list[dict[str, Any]]) -> lis
         f"OpenAPI): {1000 * build['first_s']:.0f} ms at start (connection included), "
         f"{1000 * build['median_refetch_s']:.0f} ms per refetch (median).",
     ]
-    by_key = {row["key"]: {run["concurrency"]: run["rps"] for run in row["runs"]} for row in rows}
-    plain, reflected = by_key.get("rest-bridge-id", {}), by_key.get("rest-reflect-id", {})
-    ratios = [f"{reflected[c] / plain[c]:.2f} at c={c}" for c in reflected if plain.get(c)]
-    if ratios:
-        lines.append(f"REST by id, --reflect bridge / descriptor-set bridge: {', '.join(ratios)}.")
+    runs = {row["key"]: {run["concurrency"]: run for run in row["runs"]} for row in rows}
+    plain, reflected = runs.get("rest-bridge-id", {}), runs.get("rest-reflect-id", {})
+    for what, value in (("req/s", _rps), ("bridge CPU µs/req", _bridge_cpu)):
+        ratios = [
+            f"{value(reflected[c]) / value(plain[c]):.2f} at c={c}"
+            for c in reflected
+            if c in plain and value(plain[c])
+        ]
+        if ratios:
+            lines.append(
+                f"REST by id, {what} of the --reflect bridge / the descriptor-set one: "
+                f"{', '.join(ratios)}."
+            )
     return lines
+
+
+def _rps(run: dict[str, Any]) -> float:
+    return float(run["rps"])
+
+
+def _bridge_cpu(run: dict[str, Any]) -> float:
+    cpu: dict[str, float] = run["cpu_us_per_request"]
+    return next((us for name, us in cpu.items() if name.startswith("bridge")), 0.0)
 
 
 def _ratio(value: float, baseline: float | None) -> str:
