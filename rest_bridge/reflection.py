@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, message
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 
 from rest_bridge.descriptor_set import Schema, SchemaError, schema_from_files
@@ -129,7 +129,10 @@ def _collect(
             f"the upstream's reflection has no {what}: {error.error_message or error.error_code}"
         )
     for raw in reply.file_descriptor_response.file_descriptor_proto:
-        file_proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        try:
+            file_proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        except message.DecodeError as exc:
+            raise ReflectionError(f"the upstream's reflection sent a bad file: {exc}") from exc
         found.setdefault(file_proto.name, file_proto)
 
 

@@ -71,10 +71,13 @@ class SchemaFollower:
         """Load now and offer the result to live; a failure is recorded, never raised."""
         try:
             schema = await self._load()
+            self._live.offer(schema, f"{self._source} ({reason})")
         except SchemaError as exc:
             self._live.failed(f"cannot load the schema from {self._source}: {exc}")
-            return
-        self._live.offer(schema, f"{self._source} ({reason})")
+        except Exception:
+            # A schema no rule foresaw must not end the following: keep serving, say so.
+            log.exception("unexpected error loading the schema from %s", self._source)
+            self._live.failed(f"cannot load the schema from {self._source}: unexpected error")
 
     async def run(self) -> None:
         """Follow until cancelled (loading first when nothing is loaded yet)."""

@@ -177,3 +177,34 @@ def test_reflect_and_a_descriptor_set_exclude_each_other(
         bridge_main(["--reflect", "--descriptor-set", "x.binpb"])
     assert exited.value.code == 2
     assert "--reflect and --descriptor-set" in capsys.readouterr().err
+
+
+async def test_unexpected_load_error_is_recorded_and_following_goes_on() -> None:
+    """A load that raises something unforeseen is logged and recorded; the next one still runs."""
+    results: list[Exception | Schema] = [RuntimeError("boom"), SECOND]
+    swapped = asyncio.Event()
+
+    async def load() -> Schema:
+        result = results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        swapped.set()
+        return result
+
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+        live = LiveSchema(channel)
+        live.load(FIRST)
+        follower = SchemaFollower(live, load, "test")
+        await follower.refresh("first")
+        assert live.error == "cannot load the schema from test: unexpected error"
+        task = asyncio.create_task(follower.run())
+        try:
+            follower.trigger("again")
+            await asyncio.wait_for(swapped.wait(), 5)  # set just before offer, same step
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert live.current is not None
+    assert live.current.fingerprint == "second"
+    assert live.error == ""
