@@ -103,6 +103,10 @@ async def _fetch_files(
                 _collect(found, reply, f"file {filename!r}")
                 if filename not in found:
                     raise ReflectionError(f"the upstream's reflection did not return {filename}")
+        # End the stream as the protocol does and wait for its status, so that no event of
+        # this call is still on its way when the caller moves on (or its event loop closes).
+        await call.done_writing()
+        await call.code()
     except grpc.RpcError as exc:
         raise _CallFailed(await call.code(), await call.details() or "") from exc
     finally:
