@@ -14,6 +14,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 
+from rest_bridge.descriptor_set import SchemaError, schema_from_files
 from rest_bridge.reflection import ReflectionError, fetch_schema
 from rest_bridge.routes import build_routes
 from server.reflection import enable_reflection
@@ -152,3 +153,14 @@ async def test_unreachable_upstream_is_unavailable_without_a_second_attempt() ->
     assert str(caught.value) == (
         "reflection of the upstream failed: the upstream is unreachable (UNAVAILABLE)"
     )
+
+
+def test_files_that_do_not_build_are_a_schema_error() -> None:
+    """A file whose import is missing (a reflection answer cut short) fails with the origin."""
+    orphan = descriptor_pb2.FileDescriptorProto(
+        name="orphan.proto", package="orphan", dependency=["missing.proto"]
+    )
+    with pytest.raises(SchemaError, match="the upstream's reflection does not build"):
+        schema_from_files(
+            descriptor_pb2.FileDescriptorSet(file=[orphan]), (), "the upstream's reflection"
+        )
