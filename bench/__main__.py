@@ -6,6 +6,7 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     baseline  constant JSON, Starlette under the bridge's uvicorn  wrk
     gRPC GetCheckpoint by id and by name (auth + store)           h2load -> checkpoint-server
     REST GetCheckpoint by id and by name through the bridge       wrk -> bridge -> server
+    REST GetCheckpoint by id through a bridge with --reflect      wrk -> bridge -> server
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
 
@@ -14,7 +15,8 @@ requests/s to the no-op gRPC baseline (and, for REST rows, to the constant-JSON 
 concurrency, and the CPU each process of the row spent per request (from /proc). The table, the
 memory of the server on each store, the serialization cost of the in-process path and, with
 --profile, the top self-time functions of each process go to stdout and, with the raw figures as
-JSON, to bench/results/. It is a benchmark, not a test: CI never runs it.
+JSON, to bench/results/. It also times the route build from reflection of a generated
+50-method service (bench/reflect.py). It is a benchmark, not a test: CI never runs it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import baselines, loads, procs
+from bench import baselines, loads, procs, reflect
 from bench import profile as spy
 from bench.seed import SeededStore, seed_postgres, seeded_store
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
@@ -247,6 +249,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "rows": [_row_data(row) for row in bench.rows],
         "memory_kib": bench.memory,
         "serialization": serialization_cost(small.sample_id),
+        "reflection": reflect.route_build(s.work_dir / "reflect"),
         "profiles": {
             name: [{"function": f, "share": share} for f, share in top]
             for name, top in bench.profiles.items()
@@ -295,17 +298,25 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
     """The service on the small store: gRPC, REST through the bridge, REST in-process."""
     s, token = bench.settings, bench.token
     server, address, inprocess = _serve("server-small", small.url, tokens, s.work_dir, rest=True)
-    bridge_port = procs.free_port()
-    bridge = procs.start(
-        "bridge",
-        [
-            procs.script("checkpoint-rest-bridge"),
-            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address),
-        ],
-        s.work_dir,
-    )
+    bridge_port, reflect_port = procs.free_port(), procs.free_port()
+    bridges = [
+        procs.start(
+            name,
+            [
+                procs.script("checkpoint-rest-bridge"),
+                *("--listen", f"127.0.0.1:{port}", "--upstream", address, *extra),
+            ],
+            s.work_dir,
+        )
+        for name, port, extra in (
+            ("bridge", bridge_port, ()),
+            ("bridge-reflect", reflect_port, ("--reflect",)),
+        )
+    ]
+    bridge, reflecting = bridges
     try:
-        bridge.wait_http(f"http://127.0.0.1:{bridge_port}/readyz")
+        for started, port in zip(bridges, (bridge_port, reflect_port), strict=True):
+            started.wait_http(f"http://127.0.0.1:{port}/readyz")
         by_id = Target(
             f"http://{address}{GRPC_PATH}",
             [server],
@@ -332,6 +343,13 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
             for lookup, what in ((small.sample_id, "id"), (small.sample_name, "name")):
                 target = Target(base + lookup, serving)
                 bench.measure(f"{key}-{what}", label.format(f"by {what}"), "rest", target)
+        reflected = Target(
+            f"http://127.0.0.1:{reflect_port}/v1/checkpoints/{small.sample_id}",
+            [server, reflecting],
+        )
+        bench.measure(
+            "rest-reflect-id", "REST by id, bridge --reflect -> server", "rest", reflected
+        )
         bench.memory[f"server, {small.count} checkpoints"] = server.memory_kib()
         bench.memory["bridge"] = bridge.memory_kib()
         if s.profile:
@@ -340,7 +358,8 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
             bench.profile("grpc", by_id, [server])
             bench.profile("rest-inprocess", Target(local + small.sample_id, [server]), [server])
     finally:
-        bridge.stop()
+        for started in bridges:
+            started.stop()
         server.stop()
 
 
@@ -513,6 +532,7 @@ def render(report: dict[str, Any]) -> str:
             f"per call, {100 * cost / spent:.1f} % of the {spent:.0f} µs of CPU an in-process "
             f"REST GetCheckpoint costs at c={top['concurrency']}.",
         ]
+    lines += _reflection_lines(report, rows)
     if report["profiles"]:
         lines += ["", f"Profiles (py-spy, c={max(settings['concurrencies'])}): {PROFILE_NOTE}"]
     for name, top_functions in report["profiles"].items():
@@ -524,6 +544,40 @@ def render(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += ["", "Notes:", *(f"- {note}" for note in report["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def _reflection_lines(report: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The route build from reflection, and the --reflect bridge against the plain one."""
+    build = report["reflection"]
+    lines = [
+        "",
+        f"Route build from reflection, {build['methods']}-method service (fetch + routes + "
+        f"OpenAPI): {1000 * build['first_s']:.0f} ms at start (connection included), "
+        f"{1000 * build['median_refetch_s']:.0f} ms per refetch (median).",
+    ]
+    runs = {row["key"]: {run["concurrency"]: run for run in row["runs"]} for row in rows}
+    plain, reflected = runs.get("rest-bridge-id", {}), runs.get("rest-reflect-id", {})
+    for what, value in (("req/s", _rps), ("bridge CPU µs/req", _bridge_cpu)):
+        ratios = [
+            f"{value(reflected[c]) / value(plain[c]):.2f} at c={c}"
+            for c in reflected
+            if c in plain and value(plain[c])
+        ]
+        if ratios:
+            lines.append(
+                f"REST by id, {what} of the --reflect bridge / the descriptor-set one: "
+                f"{', '.join(ratios)}."
+            )
+    return lines
+
+
+def _rps(run: dict[str, Any]) -> float:
+    return float(run["rps"])
+
+
+def _bridge_cpu(run: dict[str, Any]) -> float:
+    cpu: dict[str, float] = run["cpu_us_per_request"]
+    return next((us for name, us in cpu.items() if name.startswith("bridge")), 0.0)
 
 
 def _ratio(value: float, baseline: float | None) -> str:

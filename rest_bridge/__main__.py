@@ -13,14 +13,10 @@ import grpc
 
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
-from rest_bridge.descriptor_set import (
-    DEFAULT_SERVICES,
-    SchemaError,
-    default_descriptor_set,
-    load_schema,
-)
+from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
+from rest_bridge.schema_follower import SchemaFollower, schema_loader
 from rest_bridge.serving import split_listen, start_in_background
 from rest_bridge.workers import Supervisor, WorkerGroup, in_worker, reserve, worker_count
 
@@ -55,18 +51,28 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
     Raises:
         RuntimeError: the listen address cannot be bound.
     """
-    schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
     host, port = split_listen(config.listen)
     async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
+        load, source = schema_loader(config, channel)
+        # A descriptor set must load at start; reflection may wait for its upstream.
         peers = group.all_serving if group is not None else None
-        app = create_app(config, channel, schema, peers)
+        app = create_app(config, channel, None if config.reflect else await load(), peers)
+        follower = SchemaFollower(
+            app.live,
+            load,
+            source,
+            channel=channel if config.reflect else None,
+            interval=config.reflect_interval if config.reflect else 0.0,
+        )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, follower.trigger, "SIGHUP")
         server = await start_in_background(
             app, config.listen, "--listen", reuse_port=group is not None
         )
+        following = asyncio.create_task(follower.run())
         print(
             f"checkpoint-rest-bridge: serving HTTP on {host}:{port}, upstream {config.upstream}",
             flush=True,
@@ -81,6 +87,7 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
         finally:
             if group is not None:
                 group.mark(False)
+            following.cancel()
             await server.stop()
 
 
@@ -95,7 +102,12 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.reflect and args.descriptor_set:
+        parser.error("--reflect and --descriptor-set exclude each other")
+    if args.reflect_interval < 0:
+        parser.error("--reflect-interval must be 0 or more")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -112,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,
         descriptor_set=args.descriptor_set,
-        services=tuple(args.services) if args.services else DEFAULT_SERVICES,
+        services=tuple(args.services or (() if args.reflect else DEFAULT_SERVICES)),
+        reflect=args.reflect,
+        reflect_interval=args.reflect_interval,
     )
     try:
         asyncio.run(serve(config, WorkerGroup.from_environment()))

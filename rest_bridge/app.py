@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import grpc
@@ -17,9 +16,9 @@ from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
+from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import request_id
-from rest_bridge.openapi import build_openapi
-from rest_bridge.routes import RESERVED_PATHS, build_routes
+from rest_bridge.routes import RESERVED_PATHS
 from rest_bridge.status import ApiError
 from rest_bridge.transcoder import Transcoder
 
@@ -30,8 +29,8 @@ class BridgeApp:
     """The ASGI entry point: the bridge's own paths go to FastAPI, every other HTTP request
     straight to the transcoder (no framework routing or middleware on the hot path)."""
 
-    def __init__(self, api: FastAPI, transcoder: Transcoder) -> None:
-        self.api, self.transcoder = api, transcoder
+    def __init__(self, api: FastAPI, transcoder: Transcoder, live: LiveSchema) -> None:
+        self.api, self.transcoder, self.live = api, transcoder, live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in RESERVED_PATHS:
@@ -43,17 +42,20 @@ class BridgeApp:
 def create_app(
     config: BridgeConfig,
     channel: grpc.aio.Channel,
-    schema: Schema,
+    schema: Schema | None,
     peers_serving: Callable[[], bool] | None = None,
 ) -> BridgeApp:
-    """The ASGI app serving schema's services over channel. With peers_serving (the worker
-    group of --workers), /readyz is ready only while every worker serves.
+    """The ASGI app serving schema's services over channel; with schema None, every route is
+    503 until one is swapped in through the app's `live` (rest_bridge.live_schema). With
+    peers_serving (the worker group of --workers), /readyz is ready only while every worker
+    serves.
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
     """
-    table = build_routes(schema)
-    openapi_body = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
+    live = LiveSchema(channel)
+    if schema is not None:
+        live.load(schema)
     health_check = channel.unary_unary(
         "/grpc.health.v1.Health/Check",
         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
@@ -64,13 +66,18 @@ def create_app(
     handlers.install(app)
 
     async def openapi(request: Request) -> Response:
-        return Response(openapi_body, media_type=JSON_TYPE)
+        served = live.current
+        if served is None:
+            return _no_schema(live).to_response(False, request_id(None))
+        return Response(served.openapi, media_type=JSON_TYPE)
 
     async def healthz(request: Request) -> Response:
         return _data({"status": "ok"}, request)
 
     async def readyz(request: Request) -> Response:
         rid = request_id(request.headers.get("x-request-id"))
+        if live.current is None:
+            return _no_schema(live).to_response(False, rid)
         if peers_serving is not None and not peers_serving():
             return ApiError(
                 grpc.StatusCode.UNAVAILABLE, "not every worker of the bridge serves", retry_after=1
@@ -83,20 +90,29 @@ def create_app(
             return ApiError(
                 grpc.StatusCode.UNAVAILABLE, "the checkpoint service is not serving", retry_after=1
             ).to_response(False, rid)
+        if live.error:
+            # Still serving the previous schema, which is why the bridge stays ready.
+            return _data({"status": "serving", "schema_error": live.error}, request)
         return _data({"status": "serving"}, request)
 
     app.router.add_route("/openapi.json", openapi, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     transcoder = Transcoder(
-        table,
-        channel=channel,
+        live,
         codec=Codec(),
         timeout=config.timeout,
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
     )
-    return BridgeApp(app, transcoder)
+    return BridgeApp(app, transcoder, live)
+
+
+def _no_schema(live: LiveSchema) -> ApiError:
+    reason = f" ({live.error})" if live.error else ""
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE, f"the bridge has no schema loaded yet{reason}", retry_after=1
+    )
 
 
 def _data(data: dict[str, str], request: Request) -> Response:

@@ -26,3 +26,8 @@ class BridgeConfig:
     descriptor_set: Path | None = None
     """FileDescriptorSet to serve; None means the checkpoint.v1 set shipped with the package."""
     services: tuple[str, ...] = field(default=DEFAULT_SERVICES)
+    """Services to expose; empty (only with reflect) means every one with an HTTP rule."""
+    reflect: bool = False
+    """Take the schema from the upstream's server reflection instead of a descriptor set."""
+    reflect_interval: float = 0.0
+    """Seconds between reflection fetches besides reconnects and SIGHUP; 0 for none."""

@@ -6,6 +6,7 @@ messages from the descriptors and reads the proto comments from their source inf
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,6 +34,8 @@ class Schema:
     services: tuple[descriptor.ServiceDescriptor, ...]
     comments: dict[str, str] = field(default_factory=dict)
     """Leading comment by full name: "pkg.Svc", "pkg.Svc.Method", "pkg.Msg", "pkg.Msg.field"."""
+    fingerprint: str = ""
+    """Digest of the files and the services picked: equal digests, equal schemas."""
 
     def message_class(self, desc: descriptor.Descriptor) -> type[message.Message]:
         return message_factory.GetMessageClass(desc)
@@ -59,16 +62,42 @@ def load_schema(path: Path, service_names: Sequence[str] = DEFAULT_SERVICES) -> 
         files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
     except (OSError, message.DecodeError) as exc:
         raise SchemaError(f"cannot read descriptor set {path}: {exc}") from exc
+    return schema_from_files(files, service_names, f"descriptor set {path}")
+
+
+def schema_from_files(
+    files: descriptor_pb2.FileDescriptorSet, service_names: Sequence[str], origin: str
+) -> Schema:
+    """The named services of files (each after the files it imports); with no names, every
+    service that has at least one google.api.http rule.
+
+    Raises:
+        SchemaError: the files do not build, or lack a named service; the message names origin.
+    """
     pool = descriptor_pool.DescriptorPool()
-    for file_proto in files.file:
-        pool.Add(file_proto)
+    digest = hashlib.sha256()
+    try:
+        for file_proto in files.file:
+            pool.Add(file_proto)
+            digest.update(file_proto.SerializeToString(deterministic=True))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{origin} does not build: {exc}") from exc
+    schema = Schema(pool=pool, services=(), comments=_comments(files))
     services = []
-    for name in service_names:
+    for name in service_names or _all_services(files):
         try:
             services.append(pool.FindServiceByName(name))
         except KeyError:
-            raise SchemaError(f"descriptor set {path} defines no service {name!r}") from None
-    return Schema(pool=pool, services=tuple(services), comments=_comments(files))
+            raise SchemaError(f"{origin} defines no service {name!r}") from None
+    if not service_names:
+        services = [s for s in services if any(schema.http_rule(m) for m in s.methods)]
+    digest.update(" ".join(s.full_name for s in services).encode())
+    schema.services, schema.fingerprint = tuple(services), digest.hexdigest()
+    return schema
+
+
+def _all_services(files: descriptor_pb2.FileDescriptorSet) -> list[str]:
+    return [f"{f.package}.{s.name}" if f.package else s.name for f in files.file for s in f.service]
 
 
 def _comments(files: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:

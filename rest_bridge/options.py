@@ -63,6 +63,22 @@ def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
 
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH.update({"0": False, "false": False, "no": False, "off": False, "": False})
+
+
+def switch(text: str) -> bool:
+    """An on/off flag's value from the environment (1/0, true/false, yes/no, on/off).
+
+    Raises:
+        argparse.ArgumentTypeError: none of these.
+    """
+    try:
+        return _SWITCH[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected 1 or 0, got {text!r}") from None
+
+
 BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option(
         "--listen",
@@ -115,7 +131,24 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option(
         "--service",
         "full name of a service to expose; repeat for several "
-        f"(default: {', '.join(DEFAULT_SERVICES)})",
+        f"(default: {', '.join(DEFAULT_SERVICES)}; with --reflect, every service with an "
+        "HTTP rule)",
         extra={"action": "append", "dest": "services"},
+    ),
+    Option(
+        "--reflect",
+        "take the services from the upstream's server reflection instead of a descriptor set, "
+        "and follow them as they change",
+        env="CHECKPOINT_REST_REFLECT",
+        default="0",
+        type=switch,
+        extra={"nargs": "?", "const": True, "metavar": "1|0"},
+    ),
+    Option(
+        "--reflect-interval",
+        "with --reflect, also fetch the schema every SECONDS (0: only on reconnect and SIGHUP)",
+        env="CHECKPOINT_REST_REFLECT_INTERVAL",
+        default=0.0,
+        type=float,
     ),
 )

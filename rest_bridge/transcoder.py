@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import grpc
 from starlette.types import Message, Receive, Scope, Send
@@ -19,9 +18,9 @@ from starlette.types import Message, Receive, Scope, Send
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
+from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import deadline, outbound, request_id
 from rest_bridge.request_mapping import parse_query, to_request
-from rest_bridge.routes import RouteTable
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
 
 log = logging.getLogger(__name__)
@@ -55,27 +54,16 @@ class Transcoder:
 
     def __init__(
         self,
-        table: RouteTable,
+        live: LiveSchema,
         *,
-        channel: grpc.aio.Channel,
         codec: Codec,
         timeout: float,
         max_body_bytes: int,
         max_in_flight: int,
     ) -> None:
-        self._table, self._codec = table, codec
+        self._live, self._codec = live, codec
         self._timeout, self._max_body, self._max_in_flight = timeout, max_body_bytes, max_in_flight
         self._in_flight = 0
-        # One multicallable per route, made once: the RPC is called by name with the
-        # serializers of its descriptor-built message classes.
-        self._calls: dict[int, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {
-            id(route): channel.unary_unary(
-                route.grpc_path,
-                request_serializer=route.request_class.SerializeToString,
-                response_deserializer=route.response_class.FromString,
-            )
-            for route in table.routes
-        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope)
@@ -103,11 +91,19 @@ class Transcoder:
         await _send(send, 200, [(b"x-request-id", rid.encode())], body)
 
     async def _respond(self, scope: Scope, receive: Receive, request: _Request, rid: str) -> bytes:
+        # Read once: a schema swapped in meanwhile does not change this request's routes.
+        served = self._live.current
+        if served is None:
+            raise ApiError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the bridge has no schema loaded yet; retry later",
+                retry_after=1,
+            )
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
         try:
-            found = self._table.match(method, path)
+            found = served.table.match(method, path)
             if found is None:
                 raise ApiError(
                     grpc.StatusCode.NOT_FOUND, f"no route for {method} {_printable(path)}"
@@ -134,7 +130,7 @@ class Transcoder:
         except PathDecodeError as exc:
             raise ApiError.invalid(str(exc), exc.field) from exc
         try:
-            reply = await self._calls[id(route)](
+            reply = await served.calls[id(route)](
                 message, timeout=timeout, metadata=outbound(request.authorization, rid)
             )
         except grpc.RpcError as exc:

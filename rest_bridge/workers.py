@@ -10,8 +10,9 @@ the kernel spreads connections over them. The supervisor (the process the user s
   survive fork), with PR_SET_PDEATHSIG so no worker outlives it, however it ends;
 - restarts a worker that dies after it had served, with a doubling back-off; a worker that dies
   before it ever served is a start-up failure: everything stops with its exit status;
-- on SIGTERM, SIGINT or SIGHUP asks every worker to drain (SIGTERM: each turns NOT_SERVING, then
-  finishes its in-flight calls within --grace) and exits 0.
+- on SIGTERM or SIGINT asks every worker to drain (SIGTERM: each turns NOT_SERVING, then
+  finishes its in-flight calls within --grace) and exits 0; SIGHUP is passed on to every worker,
+  for which it means "reload" (the bridge's schema, certificates), as for a single process.
 
 It lives in the bridge because both entry points may import the bridge (see options.py). The
 workers share a small state file (WorkerGroup) in which each marks itself serving, so a health
@@ -147,8 +148,9 @@ class Supervisor:
         return env
 
     def run(self) -> int:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGHUP, self._forward)
         try:
             for worker in self._workers:
                 self._start(worker)
@@ -164,6 +166,11 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping.append(signum)
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        for worker in self._workers:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signum)
 
     def _start(self, worker: _Worker) -> None:
         parent = os.getpid()

@@ -85,12 +85,45 @@ def grpc_server(e2e_dir: Path, e2e_tokens: Tokens, e2e_database: str) -> Iterato
     server.process.stop()
 
 
-@pytest.fixture(scope="session")
-def bridge(e2e_dir: Path, grpc_server: GrpcServer) -> Iterator[Bridge]:
-    """`checkpoint-rest-bridge` in front of grpc_server, ready (its /readyz answered 200)."""
-    started = start_bridge("bridge", e2e_dir, grpc_server.address)
+BRIDGE_MODES = {"descriptor-set": [], "reflect": ["--reflect"]}
+REFLECT_MODULES = frozenset(
+    f"tests.e2e.{name}"
+    for name in ("test_get_checkpoint", "test_routing", "test_grpc", "test_upstream_failures")
+)
+"""The contract's REST cases, run unchanged through a bridge with --reflect as well."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The modules of REFLECT_MODULES run once per BRIDGE_MODES entry."""
+    if "bridge" in metafunc.fixturenames and metafunc.module.__name__ in REFLECT_MODULES:
+        metafunc.parametrize("bridge", sorted(BRIDGE_MODES), indirect=True, scope="session")
+
+
+def _bridge(name: str, e2e_dir: Path, grpc_server: GrpcServer) -> Iterator[Bridge]:
+    started = start_bridge(f"bridge-{name}", e2e_dir, grpc_server.address, BRIDGE_MODES[name])
     yield started
     started.process.stop()
+
+
+@pytest.fixture(scope="session")
+def descriptor_set_bridge(e2e_dir: Path, grpc_server: GrpcServer) -> Iterator[Bridge]:
+    """`checkpoint-rest-bridge` in front of grpc_server with the shipped descriptor set."""
+    yield from _bridge("descriptor-set", e2e_dir, grpc_server)
+
+
+@pytest.fixture(scope="session")
+def reflect_bridge(e2e_dir: Path, grpc_server: GrpcServer) -> Iterator[Bridge]:
+    """`checkpoint-rest-bridge --reflect` in front of grpc_server: routes from its reflection."""
+    yield from _bridge("reflect", e2e_dir, grpc_server)
+
+
+@pytest.fixture(scope="session")
+def bridge(request: pytest.FixtureRequest) -> Bridge:
+    """A bridge in front of grpc_server, ready (its /readyz answered 200): the descriptor-set
+    one, or in REFLECT_MODULES each mode in turn (both processes live for the session)."""
+    mode = getattr(request, "param", "descriptor-set")
+    started: Bridge = request.getfixturevalue(f"{mode.replace('-', '_')}_bridge")
+    return started
 
 
 @pytest.fixture(scope="session")

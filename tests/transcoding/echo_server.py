@@ -1,17 +1,23 @@
 """A gRPC server for any descriptor set that echoes each unary request back (test-only).
 
-Usage: python tests/transcoding/echo_server.py DESCRIPTOR_SET SERVICE; prints "port N" when ready.
+Usage: python tests/transcoding/echo_server.py DESCRIPTOR_SET SERVICE [--port N] [--reflection]
+[--max-connection-age-ms MS];
+prints "port N" when ready. --reflection adds server reflection (grpcio-reflection's v1alpha only,
+as many grpcio servers have it) and health; SIGTERM stops it gracefully (calls in flight finish).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import signal
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 
 def _handlers(
@@ -35,18 +41,39 @@ def _handlers(
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
-async def main(raw_descriptors: bytes, service_name: str) -> None:
-    files = descriptor_pb2.FileDescriptorSet.FromString(raw_descriptors)
+async def main(args: argparse.Namespace) -> None:
+    files = descriptor_pb2.FileDescriptorSet.FromString(args.descriptors.read_bytes())
     pool = descriptor_pool.DescriptorPool()
     for file_proto in files.file:
         pool.Add(file_proto)
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((_handlers(pool, service_name),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    options = []
+    if args.max_connection_age_ms:
+        # Each connection is closed gracefully (GOAWAY) at this age: clients move on losslessly.
+        options += [("grpc.max_connection_age_ms", args.max_connection_age_ms)]
+        options += [("grpc.max_connection_age_grace_ms", 5000)]
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers((_handlers(pool, args.service),))
+    if args.reflection:
+        names = [args.service, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server, pool=pool)
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)  # type: ignore[attr-defined,no-untyped-call]
+    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+    loop.add_signal_handler(
+        signal.SIGTERM, lambda: stopping.append(asyncio.create_task(server.stop(args.grace)))
+    )
     print(f"port {port}", flush=True)
     await server.wait_for_termination()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]).read_bytes(), sys.argv[2]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("descriptors", type=Path)
+    parser.add_argument("service")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--reflection", action="store_true")
+    parser.add_argument("--grace", type=float, default=2.0)
+    parser.add_argument("--max-connection-age-ms", type=int, default=0)
+    asyncio.run(main(parser.parse_args()))

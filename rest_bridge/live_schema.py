@@ -1,0 +1,115 @@
+"""The schema the bridge serves right now, swappable while requests are in flight.
+
+Everything derived from one schema (route table, one multicallable per route, the OpenAPI
+bytes) is built first into one immutable ServedSchema, then published by rebinding a single
+reference. A request reads that reference once at its start, so it finishes on the table it
+started with even when a reload lands in between; a schema that does not build is refused and
+the one being served stays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from rest_bridge.descriptor_set import Schema
+from rest_bridge.http_rule import TemplateError
+from rest_bridge.openapi import build_openapi
+from rest_bridge.routes import RouteError, RouteTable, build_routes
+
+log = logging.getLogger(__name__)
+
+UnaryCall = grpc.aio.UnaryUnaryMultiCallable[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedSchema:
+    """One schema, ready to serve: never changed after it is built."""
+
+    table: RouteTable
+    calls: dict[int, UnaryCall]
+    """The multicallable of each route, by id(route); made once, not per request."""
+    openapi: bytes
+    fingerprint: str
+    services: tuple[str, ...]
+
+
+def build_served(schema: Schema, channel: grpc.aio.Channel) -> ServedSchema:
+    """Routes, calls and OpenAPI of schema, over channel.
+
+    Raises:
+        RouteError: the services' HTTP rules are malformed or collide.
+    """
+    table = build_routes(schema)
+    calls: dict[int, UnaryCall] = {
+        id(route): channel.unary_unary(
+            route.grpc_path,
+            request_serializer=route.request_class.SerializeToString,
+            response_deserializer=route.response_class.FromString,
+        )
+        for route in table.routes
+    }
+    openapi = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
+    return ServedSchema(
+        table=table,
+        calls=calls,
+        openapi=openapi,
+        fingerprint=schema.fingerprint,
+        services=tuple(service.full_name for service in schema.services),
+    )
+
+
+class LiveSchema:
+    """The one reference to the served schema, and why the last attempt to replace it failed."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+        self.current: ServedSchema | None = None
+        """None until a schema is loaded: every transcoded route is then 503."""
+        self.error: str = ""
+        """Why the last load or build failed ("" when it succeeded); /readyz shows it."""
+
+    def load(self, schema: Schema) -> None:
+        """Serve schema from now on (requests already running keep theirs).
+
+        Raises:
+            RouteError: schema does not build; the schema being served stays.
+        """
+        self.current = build_served(schema, self._channel)
+        self.error = ""
+
+    def offer(self, schema: Schema, source: str) -> bool:
+        """Swap schema in if it differs from the served one and builds; log what happened.
+
+        True when it was swapped in. A schema that does not build is logged and kept in
+        `error`, and the served one stays.
+        """
+        current = self.current
+        if current is not None and current.fingerprint == schema.fingerprint:
+            self.error = ""
+            return False
+        try:
+            served = build_served(schema, self._channel)
+        except (RouteError, TemplateError) as exc:
+            self.failed(f"schema refused: {exc}")
+            return False
+        self.current, self.error = served, ""
+        log.info(
+            "schema from %s %s: %d routes of %s",
+            source,
+            "loaded" if current is None else "changed, swapped in",
+            len(served.table.routes),
+            ", ".join(served.services) or "no service",
+        )
+        return True
+
+    def failed(self, message: str) -> None:
+        """Record (and log) a load that did not get as far as a schema."""
+        if message != self.error:
+            kept = "; still serving the previous schema" if self.current is not None else ""
+            log.error("%s%s", message, kept)
+        self.error = message
