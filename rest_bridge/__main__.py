@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import (
@@ -19,6 +20,7 @@ from rest_bridge.descriptor_set import (
     default_descriptor_set,
     load_schema,
 )
+from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import ManagedServer, split_listen, uvicorn_config
@@ -47,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(config: BridgeConfig) -> None:
     schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
     host, port = split_listen(config.listen)
+    metrics, endpoint = None, None
+    if config.metrics_listen:
+        registry = new_registry()
+        metrics = BridgeMetrics(registry)
+        endpoint = serve_metrics(config.metrics_listen, registry, "--metrics-listen")
+        print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
     async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
-        app = create_app(config, channel, schema)
+        app = create_app(config, channel, schema, metrics)
         server = ManagedServer(uvicorn_config(app, host, port))
 
         def stop() -> None:
@@ -62,6 +70,8 @@ async def serve(config: BridgeConfig) -> None:
             flush=True,
         )
         await server.serve()
+    if endpoint is not None:
+        endpoint.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,10 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_in_flight=args.max_in_flight,
         descriptor_set=args.descriptor_set,
         services=tuple(args.services) if args.services else DEFAULT_SERVICES,
+        metrics_listen=args.metrics_listen,
     )
     try:
         asyncio.run(serve(config))
-    except (SchemaError, RouteError, ValueError) as exc:
+    except (SchemaError, RouteError, ValueError, RuntimeError) as exc:
         print(f"checkpoint-rest-bridge: error: {exc}", file=sys.stderr)
         return 2
     return 0

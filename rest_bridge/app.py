@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
@@ -17,6 +17,7 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.metadata import request_id
+from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import RESERVED_PATHS, build_routes
 from rest_bridge.status import ApiError
@@ -39,8 +40,13 @@ class BridgeApp:
             await self.api(scope, receive, send)
 
 
-def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) -> BridgeApp:
-    """The ASGI app serving schema's services over channel.
+def create_app(
+    config: BridgeConfig,
+    channel: grpc.aio.Channel,
+    schema: Schema,
+    metrics: BridgeMetrics | None = None,
+) -> ASGIApp:
+    """The ASGI app serving schema's services over channel, measured into metrics when given.
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
@@ -84,8 +90,10 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
         timeout=config.timeout,
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
+        metrics=metrics,
     )
-    return BridgeApp(app, transcoder)
+    bridge = BridgeApp(app, transcoder)
+    return bridge if metrics is None else metrics.wrap(bridge)
 
 
 def _data(data: dict[str, str], request: Request) -> Response:

@@ -26,3 +26,5 @@ class BridgeConfig:
     descriptor_set: Path | None = None
     """FileDescriptorSet to serve; None means the checkpoint.v1 set shipped with the package."""
     services: tuple[str, ...] = field(default=DEFAULT_SERVICES)
+    metrics_listen: str = ""
+    """HOST:PORT of the /metrics endpoint; empty serves (and records) no metrics."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import grpc
 from starlette.types import Message, Receive, Scope, Send
@@ -20,6 +19,7 @@ from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.metadata import deadline, outbound, request_id
+from rest_bridge.metrics import ROUTE_KEY, BridgeMetrics, UnaryCall
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.routes import RouteTable
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
@@ -62,20 +62,23 @@ class Transcoder:
         timeout: float,
         max_body_bytes: int,
         max_in_flight: int,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self._table, self._codec = table, codec
         self._timeout, self._max_body, self._max_in_flight = timeout, max_body_bytes, max_in_flight
         self._in_flight = 0
         # One multicallable per route, made once: the RPC is called by name with the
         # serializers of its descriptor-built message classes.
-        self._calls: dict[int, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {
-            id(route): channel.unary_unary(
+        self._calls: dict[int, UnaryCall] = {}
+        for route in table.routes:
+            call: UnaryCall = channel.unary_unary(
                 route.grpc_path,
                 request_serializer=route.request_class.SerializeToString,
                 response_deserializer=route.response_class.FromString,
             )
-            for route in table.routes
-        }
+            if metrics is not None:
+                call = metrics.client_call(route.grpc_path, call)
+            self._calls[id(route)] = call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope)
@@ -121,6 +124,7 @@ class Transcoder:
                     headers={"Allow": ", ".join(found)},
                 )
             route = found.route
+            scope[ROUTE_KEY] = route.template.source  # the metrics' and access log's route
             body = await self._body(receive, request) if route.body else b""
             query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)
