@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
+from checkpoint_prometheus.families import Counter, Gauge, Histogram
 from rest_bridge.routes import RESERVED_PATHS
 
 ROUTE_KEY = "checkpoint.http_route"

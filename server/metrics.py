@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
+from checkpoint_prometheus.families import Counter, Histogram
 from server.errors import RateLimited
 from server.ratelimit import Limiter
 
