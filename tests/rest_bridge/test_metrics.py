@@ -71,6 +71,31 @@ async def test_requests_are_labelled_by_template_reserved_path_or_the_fixed_rout
     assert active == 0
 
 
+async def test_other_scopes_pass_through_unmeasured() -> None:
+    """A non-HTTP scope (lifespan) reaches the app untouched and records nothing."""
+    registry = CollectorRegistry()
+    seen: list[str] = []
+
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        return None
+
+    await BridgeMetrics(registry).wrap(lifespan_app)({"type": "lifespan"}, receive, send)
+    assert seen == ["lifespan"]
+    recorded = [
+        sample
+        for family in registry.collect()
+        if family.name == "http_server_request_duration_seconds"
+        for sample in family.samples
+    ]
+    assert recorded == []
+
+
 class Failure(grpc.RpcError):
     def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE

@@ -47,29 +47,35 @@ async def refused(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> 
     raise AssertionError("abort returned")
 
 
+async def broken(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    raise RuntimeError("a bug the guard did not catch")
+
+
 async def slow(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> str:
     await asyncio.sleep(10)
     return "late"
 
 
 async def test_each_outcome_is_counted_under_its_go_code_name() -> None:
-    """A reply is OK, an abort its code, a cancellation past the deadline DeadlineExceeded and
-    one before it Canceled; each is started, handled and timed once."""
+    """A reply is OK, an abort its code, an escaped exception Unknown, a cancellation past the
+    deadline DeadlineExceeded and one before it Canceled; each is started, handled and timed."""
     registry = CollectorRegistry()
     metrics = ServerMetrics(registry)
     assert await metrics.observe(GET, ok)(None, LocalContext((), None)) == "reply"
     with pytest.raises(grpc.aio.AbortError):
         await metrics.observe(GET, refused)(None, LocalContext((), None))
+    with pytest.raises(RuntimeError):
+        await metrics.observe(GET, broken)(None, LocalContext((), None))
     for deadline in (time.monotonic() - 1, None):
         task = asyncio.ensure_future(metrics.observe(GET, slow)(None, LocalContext((), deadline)))
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    for code in ("OK", "Unauthenticated", "DeadlineExceeded", "Canceled"):
+    for code in ("OK", "Unauthenticated", "Unknown", "DeadlineExceeded", "Canceled"):
         assert value(registry, "grpc_server_handled_total", grpc_code=code, **LABELS) == 1, code
-    assert value(registry, "grpc_server_started_total", **LABELS) == 4
-    assert value(registry, "grpc_server_handling_seconds_count", **LABELS) == 4
+    assert value(registry, "grpc_server_started_total", **LABELS) == 5
+    assert value(registry, "grpc_server_handling_seconds_count", **LABELS) == 5
 
 
 class Limiter:
