@@ -197,9 +197,13 @@ async def _serve_rest(
 async def serve(config: ServerConfig, rest_listen: str = "", metrics_listen: str = "") -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
     tokens = load_tokens(config.tokens_file)
-    store = open_store(config.database, config.db_pool_size)
     registry = new_registry() if metrics_listen else None
     metrics = None if registry is None else ServerMetrics(registry)
+    # Bound first: a bad address fails before anything else is started.
+    endpoint = (
+        None if registry is None else serve_metrics(metrics_listen, registry, "--metrics-listen")
+    )
+    store = open_store(config.database, config.db_pool_size)
     if metrics is not None:
         store = MeteredStore(store, metrics, backend_name(config.database))
     running = await create_server(config, store, tokens, metrics)
@@ -209,9 +213,7 @@ async def serve(config: ServerConfig, rest_listen: str = "", metrics_listen: str
     if rest_listen:
         rest = await _serve_rest(rest_listen, running, registry)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
-    endpoint = None
-    if registry is not None:
-        endpoint = serve_metrics(metrics_listen, registry, "--metrics-listen")
+    if endpoint is not None:
         print(f"checkpoint-server: serving metrics on {endpoint.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

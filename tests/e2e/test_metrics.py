@@ -187,7 +187,7 @@ def test_metrics_are_never_served_on_the_api_port(metered: Metered) -> None:
     ("command", "listen", "message"),
     [
         (["checkpoint-rest-bridge"], "no-port", "--metrics-listen must be HOST:PORT"),
-        (["checkpoint-server", "serve"], "999.0.0.1:1", "cannot listen on 999.0.0.1:1"),
+        (["checkpoint-server", "serve"], "192.0.2.1:9", "cannot listen on 192.0.2.1:9"),
     ],
 )
 def test_a_bad_metrics_address_is_a_usage_error(
