@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from checkpoint_prometheus import code_name, new_registry, serve_metrics, split_method
 from server.domain import ById, Checkpoint, Lookup, State
-from server.errors import NotFound, RateLimited, Unavailable
+from server.errors import Aborted, NotFound, RateLimited, Unavailable
 from server.local_context import LocalContext
 from server.metered_store import MeteredStore, backend_name
 from server.metrics import ServerMetrics
@@ -105,7 +105,7 @@ async def test_refusals_of_the_rate_limit_are_counted_by_token_name() -> None:
 
 
 class Store:
-    """Answers NotFound for get and Unavailable for list; the rest is never called."""
+    """Answers what each test needs: domain answers, a store failure and a stray bug."""
 
     async def get(self, lookup: Lookup) -> Checkpoint:
         raise NotFound("no such checkpoint")
@@ -122,13 +122,13 @@ class Store:
         return None
 
     async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        raise NotImplementedError
+        return checkpoint
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
-        raise NotImplementedError
+        raise Aborted("etag mismatch")
 
     async def delete(self, lookup: Lookup, expected_etag: str) -> Checkpoint:
-        raise NotImplementedError
+        raise NotFound("no such checkpoint")
 
     async def import_many(self, checkpoints: Any) -> int:
         raise RuntimeError("driver exploded")
@@ -150,11 +150,19 @@ async def test_store_operations_are_timed_and_only_failures_are_errors() -> None
         await store.import_many([])
     await store.ping()
     assert await store.secret("k") == b"key"
-    for operation in ("get", "list", "import", "ping", "secret"):
+    sentinel: Any = object()
+    assert await store.create(sentinel) is sentinel
+    with pytest.raises(Aborted):
+        await store.update(ById("x"), lambda current: current)
+    with pytest.raises(NotFound):
+        await store.delete(ById("x"), "v1")
+    await store.close()
+    for operation in ("get", "list", "import", "ping", "secret", "create", "update", "delete"):
         labels = {"operation": operation, "backend": "sqlite"}
         assert value(registry, "checkpoint_store_operation_seconds_count", **labels) == 1
     errors = "checkpoint_store_errors_total"
-    assert value(registry, errors, operation="get", backend="sqlite") == 0
+    for answered in ("get", "update", "delete"):
+        assert value(registry, errors, operation=answered, backend="sqlite") == 0
     assert value(registry, errors, operation="list", backend="sqlite") == 1
     assert value(registry, errors, operation="import", backend="sqlite") == 1
 
