@@ -8,6 +8,8 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     REST GetCheckpoint by id and by name through the bridge       wrk -> bridge -> server
     REST GetCheckpoint by id through a bridge with --reflect      wrk -> bridge -> server
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
+    the gRPC, bridge and in-process rows by id with --metrics-listen (and a scraper polling
+    /metrics every second), for the cost of metrics
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
 
 Servers run with --rate-limit 0. Figures are requests/s, p50 and p99 latency, the ratio of
@@ -41,8 +43,9 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import baselines, loads, procs, reflect
+from bench import baselines, loads, procs, reflect, scraper
 from bench import profile as spy
+from bench.metrics_cost import instrumentation_cost
 from bench.seed import SeededStore, seed_postgres, seeded_store
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from server.convert import checkpoint_to_proto
@@ -211,10 +214,16 @@ def _get(url: str, token: str) -> bytes:
 
 
 def _serve(
-    name: str, database: str, tokens: Path, work_dir: Path, rest: bool
+    name: str,
+    database: str,
+    tokens: Path,
+    work_dir: Path,
+    rest: bool,
+    *,
+    extra: Sequence[str] = (),
 ) -> tuple[procs.Proc, str, str]:
     """checkpoint-server on database (--rate-limit 0): the process, gRPC address, REST address."""
-    args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
+    args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0", *extra]
     args += ["--database", database, "--tokens", str(tokens), "--rate-limit", "0"]
     if rest:
         args += ["--rest-listen", "127.0.0.1:0"]
@@ -235,6 +244,7 @@ def run(settings: Settings) -> dict[str, Any]:
     bench = Bench(s, create_token(tokens, "bench", [READ_SCOPE]))
     _baselines(bench, small)
     _small_store(bench, small, tokens)
+    _with_metrics(bench, small, tokens)
     if s.postgres:
         _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)
@@ -250,6 +260,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "memory_kib": bench.memory,
         "serialization": serialization_cost(small.sample_id),
         "reflection": reflect.route_build(s.work_dir / "reflect"),
+        "metrics_cost_us": instrumentation_cost(),
         "profiles": {
             name: [{"function": f, "share": share} for f, share in top]
             for name, top in bench.profiles.items()
@@ -360,6 +371,55 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
     finally:
         for started in bridges:
             started.stop()
+        server.stop()
+
+
+def _with_metrics(bench: Bench, small: SeededStore, tokens: Path) -> None:
+    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with
+    --metrics-listen and scraped every second, as Prometheus would."""
+    s, token = bench.settings, bench.token
+    metrics = ("--metrics-listen", "127.0.0.1:0")
+    server, address, inprocess = _serve(
+        "server-metrics", small.url, tokens, s.work_dir, rest=True, extra=metrics
+    )
+    bridge_port = procs.free_port()
+    bridge = procs.start(
+        "bridge-metrics",
+        [
+            procs.script("checkpoint-rest-bridge"),
+            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *metrics),
+        ],
+        s.work_dir,
+    )
+    try:
+        bridge.wait_http(f"http://127.0.0.1:{bridge_port}/readyz")
+        urls = [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
+        with scraper.scraping(urls, interval=1.0):
+            by_id = Target(
+                f"http://{address}{GRPC_PATH}",
+                [server],
+                _grpc_frame(s.work_dir, "small-id", small.sample_id),
+                _check_grpc(address, token, small.sample_id),
+            )
+            bench.measure("grpc-id-metrics", "gRPC GetCheckpoint by id, metrics", "grpc", by_id)
+            for key, label, url, serving in (
+                (
+                    "rest-bridge-id-metrics",
+                    "REST by id, bridge -> server, metrics",
+                    f"http://127.0.0.1:{bridge_port}/v1/checkpoints/",
+                    [server, bridge],
+                ),
+                (
+                    "rest-inprocess-id-metrics",
+                    "REST by id, in-process, metrics",
+                    f"http://{inprocess}/v1/checkpoints/",
+                    [server],
+                ),
+            ):
+                _get(url + small.sample_id, token)
+                bench.measure(key, label, "rest", Target(url + small.sample_id, serving))
+    finally:
+        bridge.stop()
         server.stop()
 
 
@@ -518,6 +578,7 @@ def render(report: dict[str, Any]) -> str:
                 f"| {row['label']} | {c} | {run['rps']:.0f} | {run['p50_ms']:.2f} | "
                 f"{run['p99_ms']:.2f} | {vs_grpc} | {vs_json} | {cpu} |"
             )
+    lines += metrics_cost(rows, report.get("metrics_cost_us", {}))
     lines += ["", "| process | RSS MiB | peak RSS MiB |", "|---|---:|---:|"]
     for name, kib in report["memory_kib"].items():
         lines.append(f"| {name} | {kib['VmRSS'] / 1024:.1f} | {kib['VmHWM'] / 1024:.1f} |")
@@ -567,6 +628,48 @@ def _reflection_lines(report: dict[str, Any], rows: list[dict[str, Any]]) -> lis
             lines.append(
                 f"REST by id, {what} of the --reflect bridge / the descriptor-set one: "
                 f"{', '.join(ratios)}."
+            )
+    return lines
+
+
+def metrics_cost(rows: list[dict[str, Any]], micro: dict[str, float]) -> list[str]:
+    """Each "-metrics" row over the same row without, per concurrency: requests/s and CPU per
+    request; then what the instrumentation costs in-process, against that CPU."""
+    runs = {row["key"]: {run["concurrency"]: run for run in row["runs"]} for row in rows}
+    lines = []
+    for key, metered in runs.items():
+        plain = runs.get(key.removesuffix("-metrics")) if key.endswith("-metrics") else None
+        if not plain:
+            continue
+        parts = []
+        for c, run in metered.items():
+            cpu = sum(run["cpu_us_per_request"].values())
+            base_cpu = sum(plain[c]["cpu_us_per_request"].values()) if c in plain else 0
+            parts.append(
+                f"c={c} req/s {_ratio(run['rps'], plain.get(c, {}).get('rps'))}, "
+                f"CPU/req {_ratio(cpu, base_cpu)}"
+            )
+        lines.append(f"- {key.removesuffix('-metrics')}: {'; '.join(parts)}")
+    if not lines:
+        return []
+    lines = [
+        "",
+        "With --metrics-listen (scraped every second) over the same row without:",
+        "",
+        *lines,
+    ]
+    for kind, key in (
+        ("grpc_request", "grpc-id"),
+        ("rest_bridge_request", "rest-bridge-id"),
+        ("rest_inprocess_request", "rest-inprocess-id"),
+    ):
+        if kind in micro and key in runs:
+            top = runs[key][max(runs[key])]
+            spent = sum(top["cpu_us_per_request"].values())
+            lines.append(
+                f"- instrumentation, measured in-process: {micro[kind]:.1f} µs per {key} request, "
+                f"{100 * micro[kind] / spent:.1f} % of its {spent:.0f} µs of CPU at "
+                f"c={top['concurrency']}"
             )
     return lines
 

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 import grpc
 
+from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
+from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.schema_follower import SchemaFollower, schema_loader
@@ -52,11 +54,20 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
         RuntimeError: the listen address cannot be bound.
     """
     host, port = split_listen(config.listen)
+    metrics, endpoint = None, None
+    if config.metrics_listen:
+        registry = new_registry()
+        metrics = BridgeMetrics(registry)
+        endpoint = serve_metrics(
+            config.metrics_listen, registry, "--metrics-listen", reuse_port=group is not None
+        )
+        print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
     async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
         load, source = schema_loader(config, channel)
         # A descriptor set must load at start; reflection may wait for its upstream.
         peers = group.all_serving if group is not None else None
-        app = create_app(config, channel, None if config.reflect else await load(), peers)
+        schema = None if config.reflect else await load()
+        app = create_app(config, channel, schema, peers, metrics)
         follower = SchemaFollower(
             app.live,
             load,
@@ -89,16 +100,24 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
                 group.mark(False)
             following.cancel()
             await server.stop()
+            if endpoint is not None:
+                endpoint.close()
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """`--workers N`: fix the port, then run N bridges on it."""
-    concrete, sock = reserve(args.listen)
-    command = [sys.executable, "-m", "rest_bridge", *argv, "--listen", concrete]
+    """`--workers N`: fix the ports, then run N bridges on them."""
+    held, overrides = [], []
+    for flag, address in (("--listen", args.listen), ("--metrics-listen", args.metrics_listen)):
+        if address:
+            concrete, sock = reserve(address)
+            held.append(sock)
+            overrides += [flag, concrete]
+    command = [sys.executable, "-m", "rest_bridge", *argv, *overrides]
     try:
         return Supervisor(command, worker_count(args.workers), STOP_GRACE, PROG).run()
     finally:
-        sock.close()
+        for sock in held:
+            sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services=tuple(args.services or (() if args.reflect else DEFAULT_SERVICES)),
         reflect=args.reflect,
         reflect_interval=args.reflect_interval,
+        metrics_listen=args.metrics_listen,
     )
     try:
         asyncio.run(serve(config, WorkerGroup.from_environment()))

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
@@ -18,6 +18,7 @@ from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import request_id
+from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.routes import RESERVED_PATHS
 from rest_bridge.status import ApiError
 from rest_bridge.transcoder import Transcoder
@@ -29,10 +30,20 @@ class BridgeApp:
     """The ASGI entry point: the bridge's own paths go to FastAPI, every other HTTP request
     straight to the transcoder (no framework routing or middleware on the hot path)."""
 
-    def __init__(self, api: FastAPI, transcoder: Transcoder, live: LiveSchema) -> None:
+    def __init__(
+        self,
+        api: FastAPI,
+        transcoder: Transcoder,
+        live: LiveSchema,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
         self.api, self.transcoder, self.live = api, transcoder, live
+        self._handle: ASGIApp = self._route if metrics is None else metrics.wrap(self._route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in RESERVED_PATHS:
             await self.transcoder(scope, receive, send)
         else:
@@ -44,16 +55,17 @@ def create_app(
     channel: grpc.aio.Channel,
     schema: Schema | None,
     peers_serving: Callable[[], bool] | None = None,
+    metrics: BridgeMetrics | None = None,
 ) -> BridgeApp:
     """The ASGI app serving schema's services over channel; with schema None, every route is
     503 until one is swapped in through the app's `live` (rest_bridge.live_schema). With
     peers_serving (the worker group of --workers), /readyz is ready only while every worker
-    serves.
+    serves. With metrics, every request and upstream call is measured into them.
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
     """
-    live = LiveSchema(channel)
+    live = LiveSchema(channel, metrics.client_call if metrics is not None else None)
     if schema is not None:
         live.load(schema)
     health_check = channel.unary_unary(
@@ -105,7 +117,7 @@ def create_app(
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
     )
-    return BridgeApp(app, transcoder, live)
+    return BridgeApp(app, transcoder, live, metrics)
 
 
 def _no_schema(live: LiveSchema) -> ApiError:

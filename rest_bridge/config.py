@@ -31,3 +31,5 @@ class BridgeConfig:
     """Take the schema from the upstream's server reflection instead of a descriptor set."""
     reflect_interval: float = 0.0
     """Seconds between reflection fetches besides reconnects and SIGHUP; 0 for none."""
+    metrics_listen: str = ""
+    """HOST:PORT of the /metrics endpoint; empty serves (and records) no metrics."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,10 @@ from rest_bridge.routes import RouteError, RouteTable, build_routes
 
 log = logging.getLogger(__name__)
 
-UnaryCall = grpc.aio.UnaryUnaryMultiCallable[Any, Any]
+UnaryCall = Callable[..., Awaitable[Any]]
+"""A unary call: the channel's multicallable, or one wrapped to be measured."""
+WrapCall = Callable[[str, UnaryCall], UnaryCall]
+"""Decorates the multicallable of a method (its full path), e.g. to meter upstream calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +42,23 @@ class ServedSchema:
     services: tuple[str, ...]
 
 
-def build_served(schema: Schema, channel: grpc.aio.Channel) -> ServedSchema:
+def build_served(
+    schema: Schema, channel: grpc.aio.Channel, wrap_call: WrapCall | None = None
+) -> ServedSchema:
     """Routes, calls and OpenAPI of schema, over channel.
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
     """
     table = build_routes(schema)
-    calls: dict[int, UnaryCall] = {
-        id(route): channel.unary_unary(
+    calls: dict[int, UnaryCall] = {}
+    for route in table.routes:
+        call: UnaryCall = channel.unary_unary(
             route.grpc_path,
             request_serializer=route.request_class.SerializeToString,
             response_deserializer=route.response_class.FromString,
         )
-        for route in table.routes
-    }
+        calls[id(route)] = call if wrap_call is None else wrap_call(route.grpc_path, call)
     openapi = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
     return ServedSchema(
         table=table,
@@ -66,8 +72,8 @@ def build_served(schema: Schema, channel: grpc.aio.Channel) -> ServedSchema:
 class LiveSchema:
     """The one reference to the served schema, and why the last attempt to replace it failed."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._channel = channel
+    def __init__(self, channel: grpc.aio.Channel, wrap_call: WrapCall | None = None) -> None:
+        self._channel, self._wrap_call = channel, wrap_call
         self.current: ServedSchema | None = None
         """None until a schema is loaded: every transcoded route is then 503."""
         self.error: str = ""
@@ -79,7 +85,7 @@ class LiveSchema:
         Raises:
             RouteError: schema does not build; the schema being served stays.
         """
-        self.current = build_served(schema, self._channel)
+        self.current = build_served(schema, self._channel, self._wrap_call)
         self.error = ""
 
     def offer(self, schema: Schema, source: str) -> bool:
@@ -93,7 +99,7 @@ class LiveSchema:
             self.error = ""
             return False
         try:
-            served = build_served(schema, self._channel)
+            served = build_served(schema, self._channel, self._wrap_call)
         except (RouteError, TemplateError) as exc:
             self.failed(f"schema refused: {exc}")
             return False

@@ -129,6 +129,13 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         type=int,
     ),
     Option(
+        "--metrics-listen",
+        "HOST:PORT serving Prometheus metrics at /metrics (its own port, never the API's); "
+        "empty for none",
+        env="CHECKPOINT_REST_METRICS_LISTEN",
+        default="",
+    ),
+    Option(
         "--service",
         "full name of a service to expose; repeat for several "
         f"(default: {', '.join(DEFAULT_SERVICES)}; with --reflect, every service with an "

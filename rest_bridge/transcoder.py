@@ -20,6 +20,7 @@ from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import deadline, outbound, request_id
+from rest_bridge.metrics import ROUTE_KEY
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
 
@@ -117,6 +118,7 @@ class Transcoder:
                     headers={"Allow": ", ".join(found)},
                 )
             route = found.route
+            scope[ROUTE_KEY] = route.template.source  # the metrics' and access log's route
             body = await self._body(receive, request) if route.body else b""
             query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)

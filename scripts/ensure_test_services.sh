@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the server binaries the tests start throwaway instances of, from Debian's packages, when
-# missing: PostgreSQL (initdb and postgres, package postgresql) and Redis (redis-server).
-# Idempotent and silent when both are present. It starts nothing: the test setup (tests/pg.py)
+# missing: PostgreSQL (initdb and postgres, package postgresql), Redis (redis-server) and
+# Prometheus (prometheus and promtool, package prometheus). Idempotent and silent when all are
+# present. It starts nothing: the test setup (tests/pg.py)
 # runs its own server on a free port and stops it, whatever the machine runs.
 set -euo pipefail
 
@@ -24,6 +25,8 @@ have_postgres() {
 missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+have_prometheus() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
+have_prometheus || missing+=(prometheus)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -58,3 +61,4 @@ command -v redis-server >/dev/null 2>&1 || {
   echo "ensure_test_services: redis-server still missing" >&2
   exit 1
 }
+have_prometheus || { echo "ensure_test_services: prometheus or promtool still missing" >&2; exit 1; }

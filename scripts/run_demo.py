@@ -3,8 +3,9 @@
 Creates DIR (default .run) holding a SQLite database and a tokens file, imports
 scripts/demo_checkpoints.json (idempotent by id, so re-running is safe), makes a new random token
 with both scopes and prints it once with ready-to-paste `curl` and `buf curl` commands, then runs
-`checkpoint-server serve` (gRPC, 127.0.0.1:50051) and `checkpoint-rest-bridge` (REST,
-127.0.0.1:8080) until Ctrl-C, SIGTERM or SIGHUP (the terminal closed), when it stops both and
+`checkpoint-server serve` (gRPC, 127.0.0.1:50051; metrics on 127.0.0.1:9464) and
+`checkpoint-rest-bridge` (REST, 127.0.0.1:8080; metrics on 127.0.0.1:9465), printing the
+/metrics URLs, until Ctrl-C, SIGTERM or SIGHUP (the terminal closed), when it stops both and
 exits 0. If either server fails to start or dies, the other is stopped and the exit status is 1.
 
 Whatever ends this script ends its servers: a signal, a closed pipe on its output (Ctrl-C on
@@ -62,6 +63,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=Path(".run"), help="where data and tokens go")
     parser.add_argument("--grpc-listen", default="127.0.0.1:50051", help="gRPC HOST:PORT")
     parser.add_argument("--rest-listen", default="127.0.0.1:8080", help="REST HOST:PORT")
+    parser.add_argument(
+        "--metrics-listen", default="127.0.0.1:9464", help="the server's /metrics HOST:PORT"
+    )
+    parser.add_argument(
+        "--rest-metrics-listen", default="127.0.0.1:9465", help="the bridge's /metrics HOST:PORT"
+    )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="checkpoints to import (REST data shape)"
     )
@@ -149,7 +156,7 @@ def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=STOP_TIMEOUT)
 
 
-def banner(token: str, grpc: str, rest: str, data_dir: Path) -> str:
+def banner(token: str, grpc: str, rest: str, data_dir: Path, metrics: Sequence[str]) -> str:
     buf = executable("buf")
     with contextlib.suppress(ValueError):  # on another drive (Windows) it stays absolute
         buf = os.path.relpath(buf)
@@ -163,6 +170,8 @@ def banner(token: str, grpc: str, rest: str, data_dir: Path) -> str:
             " The checkpoint service is running with demonstration data.",
             f"   gRPC  {grpc}   (checkpoint-server; database {data_dir / 'checkpoints.db'})",
             f"   REST  http://{rest}   (checkpoint-rest-bridge)",
+            f"   Prometheus metrics  http://{metrics[0]}/metrics (server)  "
+            f"http://{metrics[1]}/metrics (bridge)",
             "",
             " A new token with checkpoints:read and checkpoints:write (shown only now; its",
             f" SHA-256 is in {data_dir / 'tokens.json'}):",
@@ -214,9 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Own sessions: a Ctrl-C reaches only this script, which then stops each child once.
     serve = [server_command, "serve", "--listen", args.grpc_listen, "--database", database]
-    serve += ["--tokens", str(tokens)]
+    serve += ["--tokens", str(tokens), "--metrics-listen", args.metrics_listen]
     bridge_command = [executable("checkpoint-rest-bridge"), "--listen", args.rest_listen]
     bridge_command += ["--upstream", local_address(args.grpc_listen)]
+    bridge_command += ["--metrics-listen", args.rest_metrics_listen]
     children: list[subprocess.Popen[bytes]] = []
     parent = os.getpid()
     try:
@@ -251,7 +261,8 @@ def supervise(
         if dead or time.monotonic() > deadline:
             why = (
                 f"{names[dead[0].pid]} exited with status {dead[0].returncode} "
-                f"(is {args.grpc_listen} or {args.rest_listen} already in use?)"
+                f"(is {args.grpc_listen}, {args.rest_listen}, {args.metrics_listen} or "
+                f"{args.rest_metrics_listen} already in use?)"
                 if dead
                 else f"not ready within {READY_TIMEOUT:g} s"
             )
@@ -259,7 +270,8 @@ def supervise(
             return 1
         time.sleep(0.1)
 
-    say(banner(token, grpc_address, rest_address, args.dir))
+    metrics = (local_address(args.metrics_listen), local_address(args.rest_metrics_listen))
+    say(banner(token, grpc_address, rest_address, args.dir, metrics))
     while not stopping and not output_closed():
         dead = [c for c in children if c.poll() is not None]
         if dead:

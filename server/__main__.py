@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checkpoint.v1 import checkpoint_pb2 as pb
+from prometheus_client import CollectorRegistry
 
+from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.app import create_app
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
@@ -48,6 +51,8 @@ from server.config import (
 )
 from server.errors import CheckpointError, InvalidArgument
 from server.importer import import_checkpoints, validate_entries
+from server.metered_store import MeteredStore, backend_name
+from server.metrics import ServerMetrics
 from server.store import open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
@@ -134,6 +139,13 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default=1,
         type=int,
     ),
+    Option(
+        "--metrics-listen",
+        "HOST:PORT serving Prometheus metrics at /metrics (its own port, never the API's; "
+        "includes the --rest-listen bridge's); empty for none",
+        env="CHECKPOINT_METRICS_LISTEN",
+        default="",
+    ),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -182,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
+async def _serve_rest(
+    listen: str, running: RunningServer, registry: CollectorRegistry | None
+) -> BackgroundServer:
     """The REST bridge on listen, calling this server's guarded servicers in-process.
 
     Raises:
@@ -191,7 +205,8 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
     config = BridgeConfig(listen=listen)
     try:
         schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
-        app = create_app(config, running.local_channel(), schema)
+        metrics = None if registry is None else BridgeMetrics(registry)
+        app = create_app(config, running.local_channel(), schema, metrics=metrics)
     except (SchemaError, RouteError) as exc:
         raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
     return await start_in_background(
@@ -200,21 +215,38 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
 
 
 async def serve(
-    config: ServerConfig, rest_listen: str = "", group: WorkerGroup | None = None
+    config: ServerConfig,
+    rest_listen: str = "",
+    group: WorkerGroup | None = None,
+    metrics_listen: str = "",
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight.
 
     As one worker of a group (--workers), health is SERVING only while every worker serves.
     """
     tokens = load_tokens(config.tokens_file)
+    registry = new_registry() if metrics_listen else None
+    metrics = None if registry is None else ServerMetrics(registry)
+    # Bound first: a bad address fails before anything else is started.
+    endpoint = (
+        None
+        if registry is None
+        else serve_metrics(
+            metrics_listen, registry, "--metrics-listen", reuse_port=config.reuse_port
+        )
+    )
     store = open_store(config.database, config.db_pool_size)
-    running = await create_server(config, store, tokens)
+    if metrics is not None:
+        store = MeteredStore(store, metrics, backend_name(config.database))
+    running = await create_server(config, store, tokens, metrics)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     rest = None
     if rest_listen:
-        rest = await _serve_rest(rest_listen, running)
+        rest = await _serve_rest(rest_listen, running, registry)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
+    if endpoint is not None:
+        print(f"checkpoint-server: serving metrics on {endpoint.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -234,6 +266,8 @@ async def serve(
     await running.server.stop(config.grace_seconds)
     await running.limiter.aclose()
     await store.close()
+    if endpoint is not None:
+        endpoint.close()
 
 
 def read_import_file(path: Path) -> list[pb.Checkpoint]:
@@ -277,7 +311,12 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     """
     held = []
     overrides: list[str] = []
-    for flag, address in (("--listen", args.listen), ("--rest-listen", args.rest_listen)):
+    addresses = (
+        ("--listen", args.listen),
+        ("--rest-listen", args.rest_listen),
+        ("--metrics-listen", args.metrics_listen),
+    )
+    for flag, address in addresses:
         if address:
             concrete, sock = reserve(address)
             held.append(sock)
@@ -324,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shared_buckets=Path(shared) / "ratelimit" if shared else None,
                 reuse_port=group is not None,
             )
-            asyncio.run(serve(config, args.rest_listen, group))
+            asyncio.run(serve(config, args.rest_listen, group, args.metrics_listen))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)

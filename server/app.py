@@ -17,6 +17,7 @@ from server.config import ServerConfig
 from server.errors import CheckpointError
 from server.guard import CallGuard
 from server.local_channel import LocalChannel
+from server.metrics import ServerMetrics
 from server.paging import PageTokens
 from server.ratelimit import Limiter, open_rate_limiter
 from server.reflection import enable_reflection
@@ -92,9 +93,13 @@ class RunningServer:
 
 
 async def create_server(
-    config: ServerConfig, store: Store, tokens: Mapping[str, TokenRecord]
+    config: ServerConfig,
+    store: Store,
+    tokens: Mapping[str, TokenRecord],
+    metrics: ServerMetrics | None = None,
 ) -> RunningServer:
-    """A started gRPC server bound to config.listen (port 0 picks a free port).
+    """A started gRPC server bound to config.listen (port 0 picks a free port), its calls
+    counted in metrics when given.
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -102,7 +107,9 @@ async def create_server(
     limiter = open_rate_limiter(
         config.rate_limit, config.rate_burst, config.rate_limit_store, config.shared_buckets
     )
-    guard = CallGuard(Authenticator(tokens), limiter)
+    if metrics is not None:
+        limiter = metrics.count_refusals(limiter)
+    guard = CallGuard(Authenticator(tokens), limiter, metrics)
     server = grpc.aio.server(
         interceptors=[guard],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,

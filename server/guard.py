@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from server.auth import OPEN_PREFIXES, Authenticator
 from server.errors import CheckpointError, InvalidArgument
+from server.metrics import ServerMetrics
 from server.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class _Undecodable:
 
 
 class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, auth: Authenticator, limiter: Limiter) -> None:
-        self._auth, self._limiter = auth, limiter
+    def __init__(
+        self, auth: Authenticator, limiter: Limiter, metrics: ServerMetrics | None = None
+    ) -> None:
+        self._auth, self._limiter, self._metrics = auth, limiter, metrics
         # One wrapped handler per method, built on first use (no per-call allocation of it).
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
@@ -52,8 +55,11 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
             return handler
+        behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
+        if self._metrics is not None:  # outside the guard: refused calls are counted too
+            behavior = self._metrics.observe(method, behavior)
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._guarded(method, handler.unary_unary),  # type: ignore[arg-type]
+            behavior,
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

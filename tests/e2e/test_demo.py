@@ -33,12 +33,15 @@ class Demo:
     banner: str
     grpc: str
     rest: str
+    metrics: tuple[str, str]
 
 
 def run_demo(directory: Path, log_dir: Path, name: str) -> Demo:
     """Start run_demo.py and return once it printed its banner (both servers ready)."""
     grpc, rest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    metrics = (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
     args = [sys.executable, str(REPO / "scripts" / "run_demo.py"), "--dir", str(directory)]
+    args += ["--metrics-listen", metrics[0], "--rest-metrics-listen", metrics[1]]
     process = start(name, [*args, "--grpc-listen", grpc, "--rest-listen", rest], log_dir)
     try:
         token_line = process.wait_for_output(_TOKEN, timeout=40)
@@ -49,7 +52,7 @@ def run_demo(directory: Path, log_dir: Path, name: str) -> Demo:
     found = _TOKEN.search(token_line)
     assert found is not None
     text = process.stdout.read_text(encoding="utf-8")
-    return Demo(process, found.group(1), text, grpc, rest)
+    return Demo(process, found.group(1), text, grpc, rest, metrics)
 
 
 def port_open(address: str) -> bool:
@@ -160,6 +163,20 @@ def test_readme_examples_work_against_the_demo(demo: Demo) -> None:
         )
         assert result.returncode == 0, (line, result.stderr)
         assert "checkpoint" in json.loads(result.stdout)
+
+
+def test_banner_prints_metrics_urls_that_answer(demo: Demo) -> None:
+    """The banner names both /metrics URLs, and each serves its process's Prometheus families."""
+    families = {
+        demo.metrics[0]: "grpc_server_handled_total",
+        demo.metrics[1]: "http_server_request_duration_seconds",
+    }
+    for address, family in families.items():
+        url = f"http://{address}/metrics"
+        assert url in demo.banner
+        response = httpx.get(url, timeout=5.0)
+        assert response.status_code == 200
+        assert f"# TYPE {family} " in response.text
 
 
 def test_sigterm_stops_both_servers_and_exits_0(demo: Demo) -> None:

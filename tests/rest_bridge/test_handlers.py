@@ -40,7 +40,9 @@ class _UnusedChannel:
 
 def _app() -> BridgeApp:
     channel = cast(grpc.aio.Channel, _UnusedChannel())
-    return create_app(BridgeConfig(), channel, load_schema(default_descriptor_set()))
+    app = create_app(BridgeConfig(), channel, load_schema(default_descriptor_set()))
+    assert isinstance(app, BridgeApp)  # without metrics, the app itself
+    return app
 
 
 def test_framework_routes_are_the_reserved_paths_without_parameters() -> None:

@@ -1,0 +1,146 @@
+"""The bridge's Prometheus metrics: each HTTP request, and each upstream gRPC call it makes.
+
+HTTP names are OpenTelemetry's semantic conventions in Prometheus form
+(http.server.request.duration -> http_server_request_duration_seconds, attribute dots as
+underscores, its advised buckets); upstream calls use go-grpc-prometheus's client names. The
+route label is the template the transcoder matched (scope[ROUTE_KEY]), the bridge's own path for
+/healthz, /readyz and /openapi.json, and UNMATCHED for any other path, so a scanner walking random
+paths cannot grow the number of series. Unknown methods are "_OTHER", as the conventions say.
+
+Built only with --metrics-listen; the in-process bridge (serve --rest-listen) records into the
+server's registry, so one scrape shows both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
+from checkpoint_prometheus.families import Counter, Gauge, Histogram
+from rest_bridge.routes import RESERVED_PATHS
+
+ROUTE_KEY = "checkpoint.http_route"
+"""The ASGI scope key where the transcoder leaves the template of the route it matched."""
+UNMATCHED = "_OTHER"
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
+OTEL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""The explicit bucket boundaries the conventions advise for http.server.request.duration."""
+
+UnaryCall = Callable[..., Awaitable[Any]]
+
+
+class BridgeMetrics:
+    """The bridge's metric families, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ("http_request_method", "http_route", "http_response_status_code"),
+            buckets=OTEL_BUCKETS,
+            registry=registry,
+        )
+        self.active = Gauge(
+            "http_server_active_requests",
+            "Number of active HTTP server requests.",
+            ("http_request_method",),
+            registry=registry,
+        )
+        self.client_started = Counter(
+            "grpc_client_started",
+            "Total number of RPCs started on the client.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.client_handled = Counter(
+            "grpc_client_handled",
+            "Total number of RPCs completed by the client, regardless of success or failure.",
+            (*GRPC_LABELS, "grpc_code"),
+            registry=registry,
+        )
+        self.client_handling = Histogram(
+            "grpc_client_handling_seconds",
+            "Histogram of response latency (seconds) of the gRPC until it is finished by the "
+            "application.",
+            GRPC_LABELS,
+            buckets=GO_BUCKETS,
+            registry=registry,
+        )
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """app, each HTTP request timed and counted by method, route and status."""
+        return _MeteredApp(app, self)
+
+    def client_call(self, full_method: str, call: UnaryCall) -> UnaryCall:
+        """call (a unary multicallable), counted and timed as an upstream call of full_method."""
+        service, method = split_method(full_method)
+        labels = (UNARY, service, method)
+        started = self.client_started.labels(*labels)
+        handling = self.client_handling.labels(*labels)
+        handled: dict[str, Any] = {}
+
+        async def observed(request: Any, **kwargs: Any) -> Any:
+            started.inc()
+            began = time.perf_counter()
+            code = "Unknown"
+            try:
+                reply = await call(request, **kwargs)
+                code = "OK"
+                return reply
+            except grpc.RpcError as exc:
+                code = code_name(exc.code())
+                raise
+            finally:
+                handling.observe(time.perf_counter() - began)
+                counter = handled.get(code)
+                if counter is None:
+                    counter = handled[code] = self.client_handled.labels(*labels, code)
+                counter.inc()
+
+        return observed
+
+
+class _MeteredApp:
+    def __init__(self, app: ASGIApp, metrics: BridgeMetrics) -> None:
+        self._app, self._metrics = app, metrics
+        self._series: dict[tuple[str, str, int], Any] = {}
+        self._active = {m: metrics.active.labels(m) for m in (*KNOWN_METHODS, "_OTHER")}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
+        status = 500  # what the client sees when the app fails before answering
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        active = self._active[method]
+        active.inc()
+        began = time.perf_counter()
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            elapsed = time.perf_counter() - began
+            active.dec()
+            path = scope["path"]
+            route = scope.get(ROUTE_KEY) or (path if path in RESERVED_PATHS else UNMATCHED)
+            key = (method, route, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self._metrics.duration.labels(
+                    method, route, str(status)
+                )
+            series.observe(elapsed)
