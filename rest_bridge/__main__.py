@@ -19,9 +19,13 @@ from rest_bridge.descriptor_set import (
     default_descriptor_set,
     load_schema,
 )
+from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import ManagedServer, split_listen, uvicorn_config
+from rest_bridge.tracing import setup_tracing
+
+log = logging.getLogger("checkpoint-rest-bridge")
 
 # Reconnect quickly after the gRPC server restarts (grpcio's default backoff grows to 120 s).
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "google.api.http rules. Each flag also reads the environment variable in its help.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_options(parser, BRIDGE_OPTIONS)
+    add_options(parser, (*BRIDGE_OPTIONS, *LOG_OPTIONS))
     return parser
 
 
@@ -61,14 +65,15 @@ async def serve(config: BridgeConfig) -> None:
             f"checkpoint-rest-bridge: serving HTTP on {host}:{port}, upstream {config.upstream}",
             flush=True,
         )
+        log.info("serving HTTP on %s:%s, upstream %s", host, port, config.upstream)
         await server.serve()
+        log.info("stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_format, args.log_level)
+    stop_tracing = setup_tracing("checkpoint-rest-bridge")
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
@@ -83,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SchemaError, RouteError, ValueError) as exc:
         print(f"checkpoint-rest-bridge: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        stop_tracing()  # exports the spans still buffered
     return 0
 
 

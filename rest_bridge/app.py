@@ -16,10 +16,12 @@ from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
+from rest_bridge.http_observer import HttpObserver
 from rest_bridge.metadata import request_id
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import RESERVED_PATHS, build_routes
 from rest_bridge.status import ApiError
+from rest_bridge.traced_channel import traced_channel
 from rest_bridge.transcoder import Transcoder
 
 READY_TIMEOUT = 1.0
@@ -31,8 +33,12 @@ class BridgeApp:
 
     def __init__(self, api: FastAPI, transcoder: Transcoder) -> None:
         self.api, self.transcoder = api, transcoder
+        self._observed = HttpObserver(self._dispatch)  # span and access line of each request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._observed(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in RESERVED_PATHS:
             await self.transcoder(scope, receive, send)
         else:
@@ -46,6 +52,7 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
         RouteError: the services' HTTP rules are malformed or collide.
     """
     table = build_routes(schema)
+    channel = traced_channel(channel)
     openapi_body = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
     health_check = channel.unary_unary(
         "/grpc.health.v1.Health/Check",

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from starlette.types import Message, Receive, Scope, Send
 
+from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
@@ -121,6 +122,7 @@ class Transcoder:
                     headers={"Allow": ", ".join(found)},
                 )
             route = found.route
+            scope[ROUTE_KEY] = route.template.source
             body = await self._body(receive, request) if route.body else b""
             query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)

@@ -22,9 +22,11 @@ from rest_bridge.app import create_app
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
+from rest_bridge.tracing import setup_tracing
 from server.app import RunningServer, create_server
 from server.config import (
     DEFAULT_DATABASE,
@@ -116,6 +118,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default=DEFAULT_MAX_CONCURRENT_RPCS,
         type=int,
     ),
+    *LOG_OPTIONS,
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -186,10 +189,12 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     running = await create_server(config, store, tokens)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
+    log.info("serving gRPC on %s:%s", host, running.port)
     rest = None
     if rest_listen:
         rest = await _serve_rest(rest_listen, running)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
+        log.info("serving REST on %s:%s", rest.host, rest.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -204,6 +209,7 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     await running.server.stop(config.grace_seconds)
     await running.limiter.aclose()
     await store.close()
+    log.info("stopped")
 
 
 def read_import_file(path: Path) -> list[pb.Checkpoint]:
@@ -241,11 +247,11 @@ async def _import(database: str, path: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Only serve takes the log flags; the other commands log as its defaults say.
+    setup_logging(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:
         if args.command == "serve":
+            stop_tracing = setup_tracing("checkpoint-server")
             config = ServerConfig(
                 listen=args.listen,
                 database=args.database,
@@ -257,7 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
             )
-            asyncio.run(serve(config, args.rest_listen))
+            try:
+                asyncio.run(serve(config, args.rest_listen))
+            finally:
+                stop_tracing()  # exports the spans still buffered
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)
