@@ -7,6 +7,7 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     gRPC GetCheckpoint by id and by name (auth + store)           h2load -> checkpoint-server
     REST GetCheckpoint by id and by name through the bridge       wrk -> bridge -> server
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
+    REST GetCheckpoint by id, both doors, traces exported (100 %) wrk (bench/traced.py)
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
 
 Servers run with --rate-limit 0. Figures are requests/s, p50 and p99 latency, the ratio of
@@ -42,6 +43,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from bench import baselines, loads, procs
 from bench import profile as spy
 from bench.seed import SeededStore, seed_postgres, seeded_store
+from bench.traced import traced_rows
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from server.convert import checkpoint_to_proto
 from server.tokens import READ_SCOPE, create_token
@@ -233,6 +235,7 @@ def run(settings: Settings) -> dict[str, Any]:
     bench = Bench(s, create_token(tokens, "bench", [READ_SCOPE]))
     _baselines(bench, small)
     _small_store(bench, small, tokens)
+    traced_rows(bench, small, tokens, Target)
     if s.postgres:
         _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)

@@ -106,11 +106,13 @@ def test_the_flags_read_the_environment_and_refuse_bad_values(
 
 @pytest.fixture
 def restore_root() -> Iterator[None]:
+    """The root logger's handlers and level as they were, after the test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_root")
