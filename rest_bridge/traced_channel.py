@@ -71,7 +71,14 @@ class _TracedUnary:
     async def _invoke(
         self, request: Any, seconds: float | None, metadata: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        span = _tracer.start_span(self._name, kind=SpanKind.CLIENT)
+        current = trace.get_current_span()
+        # Under a request span that records nothing (not sampled, or no exporter) the call's
+        # span would record nothing either: the server continues the request's span instead.
+        span = (
+            _tracer.start_span(self._name, kind=SpanKind.CLIENT)
+            if current.is_recording()
+            else current
+        )
         ids = span.get_span_context()
         if ids.is_valid:  # only without a tracer provider (unit tests) is there none
             metadata += (("traceparent", traceparent(ids)),)
@@ -87,9 +94,9 @@ class _TracedUnary:
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            if span.is_recording():
+            if span is not current:
                 span.set_attributes(self._attributes)
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
                 if code is not grpc.StatusCode.OK:
                     span.set_status(Status(StatusCode.ERROR, code.name))
-            span.end()
+                span.end()

@@ -14,6 +14,7 @@ need nothing from here; it lives in the bridge because both entry points may imp
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, T
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
@@ -51,19 +53,14 @@ class IdsOnlyTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> Span:
         parent = trace.get_current_span(context).get_span_context()
+        # random, as the SDK's RandomIdGenerator: ids need to be unique, not secret.
+        span_id = random.getrandbits(64) or 1
         if parent.is_valid:
-            span_id = int.from_bytes(os.urandom(8)) or 1
             ids = SpanContext(
                 parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state
             )
         else:
-            raw = os.urandom(24)
-            ids = SpanContext(
-                int.from_bytes(raw[:16]) or 1,
-                int.from_bytes(raw[16:]) or 1,
-                False,
-                TraceFlags(TraceFlags.DEFAULT),
-            )
+            ids = SpanContext(random.getrandbits(128) or 1, span_id, False, _UNSAMPLED)
         return NonRecordingSpan(ids)
 
     @_agnosticcontextmanager  # the API's own NoOpTracer uses it too

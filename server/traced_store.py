@@ -2,8 +2,9 @@
 
 `TracedStore` wraps any Store: get, list, create, update, delete and import_many each run in an
 INTERNAL span named `store <operation>` with the backend and operation as attributes; an error
-raised by the store is recorded on its span. ping (the health watcher's, once a second, outside
-any call), secret and close are not traced.
+raised by the store is recorded on its span. Under a call span that records nothing (not
+sampled, or no exporter) no store span is made at all. ping (the health watcher's, once a
+second, outside any call), secret and close are not traced.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class TracedStore:
         self._inner, self._backend = inner, backend
 
     async def _traced(self, operation: str, work: Awaitable[_T]) -> _T:
+        if not trace.get_current_span().is_recording():
+            # The call is not sampled (or nothing exports): its store span would be dropped too.
+            return await work
         span = _tracer.start_span(f"store {operation}", kind=SpanKind.INTERNAL)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:

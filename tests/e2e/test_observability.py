@@ -90,9 +90,10 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
 
 
 def _lines(process: Process) -> list[dict[str, Any]]:
-    """Every line the process wrote to stderr, each parsed as one JSON object."""
+    """The log lines the process wrote to stderr, each parsed as one JSON object (grpc's C core
+    may add lines of its own, which are not the service's log)."""
     text = process.stderr.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def _access(process: Process, rid: str) -> list[dict[str, Any]]:
