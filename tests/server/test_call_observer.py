@@ -16,8 +16,10 @@ import grpc
 import pytest
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
+from opentelemetry import trace
 
 from server.auth import Authenticator
+from server.call_observer import _parent
 from server.guard import CallGuard
 from server.local_channel import LocalChannel
 from server.tokens import READ_SCOPE, TokenRecord, hash_token
@@ -131,3 +133,34 @@ async def test_an_error_carries_the_request_id_too(
         "UNAUTHENTICATED",
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("carrier", "trace_id", "state"),
+    [
+        (
+            {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+            0x0AF7651916CD43DD8448EB211C80319C,
+            "",
+        ),
+        ({"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"}, None, ""),
+        (
+            {
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "tracestate": "k=v",
+            },
+            0x0AF7651916CD43DD8448EB211C80319C,
+            "k=v",
+        ),
+        ({"traceparent": "garbage"}, None, ""),
+    ],
+)
+async def test_the_callers_trace_context_is_read_as_the_propagator_would(
+    carrier: dict[str, str], trace_id: int | None, state: str
+) -> None:
+    """A plain traceparent (the fast path), one with tracestate (the propagator) and invalid
+    ones (a new trace) give the same parent the W3C propagator gives."""
+    parent = _parent(carrier)
+    ids = trace.get_current_span(parent).get_span_context()
+    assert (ids.trace_id if ids.is_valid else None) == trace_id
+    assert ids.trace_state.to_header() == state
