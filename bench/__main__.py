@@ -10,6 +10,7 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
     the gRPC, bridge and in-process rows by id with --metrics-listen (and a scraper polling
     /metrics every second), for the cost of metrics
+    REST GetCheckpoint by id, both doors, traces exported (100 %) wrk (bench/traced.py)
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
 
 Servers run with --rate-limit 0. Figures are requests/s, p50 and p99 latency, the ratio of
@@ -47,6 +48,7 @@ from bench import baselines, loads, procs, reflect, scraper
 from bench import profile as spy
 from bench.metrics_cost import instrumentation_cost
 from bench.seed import SeededStore, seed_postgres, seeded_store
+from bench.traced import traced_rows
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from server.convert import checkpoint_to_proto
 from server.tokens import READ_SCOPE, create_token
@@ -245,6 +247,7 @@ def run(settings: Settings) -> dict[str, Any]:
     _baselines(bench, small)
     _small_store(bench, small, tokens)
     _with_metrics(bench, small, tokens)
+    traced_rows(bench, small, tokens, Target)
     if s.postgres:
         _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)

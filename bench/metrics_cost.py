@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from checkpoint_prometheus import new_registry
-from rest_bridge.metrics import ROUTE_KEY, BridgeMetrics
+from rest_bridge.access_log import ROUTE_KEY
+from rest_bridge.metrics import BridgeMetrics
 from server.domain import Checkpoint, Lookup
 from server.local_context import LocalContext
 from server.metered_store import MeteredStore

@@ -15,16 +15,20 @@ from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
+from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.schema_follower import SchemaFollower, schema_loader
 from rest_bridge.serving import split_listen, start_in_background
+from rest_bridge.tracing import setup_tracing
 from rest_bridge.workers import Supervisor, WorkerGroup, in_worker, reserve, worker_count
 
 PROG = "checkpoint-rest-bridge"
 STOP_GRACE = 10.0
 """Seconds a bridge worker may take to finish in-flight requests (uvicorn's graceful timeout)."""
+
+log = logging.getLogger("checkpoint-rest-bridge")
 
 # Reconnect quickly after the gRPC server restarts (grpcio's default backoff grows to 120 s).
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "google.api.http rules. Each flag also reads the environment variable in its help.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_options(parser, BRIDGE_OPTIONS)
+    add_options(parser, (*BRIDGE_OPTIONS, *LOG_OPTIONS))
     return parser
 
 
@@ -102,6 +106,7 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
             await server.stop()
             if endpoint is not None:
                 endpoint.close()
+            log.info("stopped")
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
@@ -127,15 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--reflect and --descriptor-set exclude each other")
     if args.reflect_interval < 0:
         parser.error("--reflect-interval must be 0 or more")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_format, args.log_level)
     try:
         if worker_count(args.workers) > 1 and not in_worker():
             return supervise(args, list(sys.argv[1:] if argv is None else argv))
     except RuntimeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    stop_tracing = setup_tracing(PROG)
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
@@ -153,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SchemaError, RouteError, ValueError, RuntimeError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        stop_tracing()  # exports the spans still buffered
     return 0
 
 

@@ -16,11 +16,13 @@ from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
+from rest_bridge.http_observer import HttpObserver
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import request_id
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.routes import RESERVED_PATHS
 from rest_bridge.status import ApiError
+from rest_bridge.traced_channel import traced_channel
 from rest_bridge.transcoder import Transcoder
 
 READY_TIMEOUT = 1.0
@@ -38,7 +40,8 @@ class BridgeApp:
         metrics: BridgeMetrics | None = None,
     ) -> None:
         self.api, self.transcoder, self.live = api, transcoder, live
-        self._handle: ASGIApp = self._route if metrics is None else metrics.wrap(self._route)
+        dispatch: ASGIApp = self._route if metrics is None else metrics.wrap(self._route)
+        self._handle = HttpObserver(dispatch)  # span and access line of each request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(scope, receive, send)
@@ -65,6 +68,7 @@ def create_app(
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
     """
+    channel = traced_channel(channel)
     live = LiveSchema(channel, metrics.client_call if metrics is not None else None)
     if schema is not None:
         live.load(schema)

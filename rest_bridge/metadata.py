@@ -11,8 +11,14 @@ import re
 
 from rest_bridge.codec import DecodeError
 
-# HTTP header (lowercase) -> gRPC metadata key. Nothing else is forwarded.
-FORWARDED: dict[str, str] = {"authorization": "authorization", "x-request-id": "x-request-id"}
+# HTTP header (lowercase) -> gRPC metadata key. Nothing else is forwarded. The trace context is
+# not copied verbatim: the upstream call's span continues it (rest_bridge.traced_channel).
+FORWARDED: dict[str, str] = {
+    "authorization": "authorization",
+    "x-request-id": "x-request-id",
+    "traceparent": "traceparent",
+    "tracestate": "tracestate",
+}
 
 MAX_AUTHORIZATION_LENGTH = 4096
 """Longer Authorization values are forwarded empty: real bearer tokens are far shorter."""

@@ -23,9 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
 from checkpoint_prometheus.families import Counter, Gauge, Histogram
+from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.routes import RESERVED_PATHS
 
-ROUTE_KEY = "checkpoint.http_route"
 """The ASGI scope key where the transcoder leaves the template of the route it matched."""
 UNMATCHED = "_OTHER"
 KNOWN_METHODS = frozenset(

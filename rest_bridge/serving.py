@@ -57,7 +57,10 @@ def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
         app,
         host=host,
         port=port,
-        log_level="info",
+        # Logging is the process's (rest_bridge.logs): no handlers or levels of uvicorn's own,
+        # and its access log is replaced by rest_bridge.access_log.
+        log_config=None,
+        log_level=None,
         access_log=False,
         http=EnvelopeHttpToolsProtocol,
         # No WebSocket: an upgrade request is served as plain HTTP (a 404/405 envelope).

@@ -15,12 +15,12 @@ import logging
 import grpc
 from starlette.types import Message, Receive, Scope, Send
 
+from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import deadline, outbound, request_id
-from rest_bridge.metrics import ROUTE_KEY
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
 

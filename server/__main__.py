@@ -25,10 +25,12 @@ from rest_bridge.app import create_app
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
+from rest_bridge.tracing import setup_tracing
 from rest_bridge.workers import (
     SHARED_DIR_ENV,
     Supervisor,
@@ -146,6 +148,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         env="CHECKPOINT_METRICS_LISTEN",
         default="",
     ),
+    *LOG_OPTIONS,
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -241,10 +244,12 @@ async def serve(
     running = await create_server(config, store, tokens, metrics)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
+    log.info("serving gRPC on %s:%s", host, running.port)
     rest = None
     if rest_listen:
         rest = await _serve_rest(rest_listen, running, registry)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
+        log.info("serving REST on %s:%s", rest.host, rest.port)
     if endpoint is not None:
         print(f"checkpoint-server: serving metrics on {endpoint.url}", flush=True)
     stop = asyncio.Event()
@@ -268,6 +273,7 @@ async def serve(
     await store.close()
     if endpoint is not None:
         endpoint.close()
+    log.info("stopped")
 
 
 def read_import_file(path: Path) -> list[pb.Checkpoint]:
@@ -341,15 +347,15 @@ async def _migrate(database: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Only serve takes the log flags; the other commands log as its defaults say.
+    setup_logging(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:
         if args.command == "serve" and worker_count(args.workers) > 1 and not in_worker():
             return supervise(args, list(sys.argv[1:] if argv is None else argv))
         if args.command == "serve":
             group = WorkerGroup.from_environment()
             shared = os.environ.get(SHARED_DIR_ENV) if group is not None else None
+            stop_tracing = setup_tracing("checkpoint-server")
             config = ServerConfig(
                 listen=args.listen,
                 database=args.database,
@@ -363,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shared_buckets=Path(shared) / "ratelimit" if shared else None,
                 reuse_port=group is not None,
             )
-            asyncio.run(serve(config, args.rest_listen, group, args.metrics_listen))
+            try:
+                asyncio.run(serve(config, args.rest_listen, group, args.metrics_listen))
+            finally:
+                stop_tracing()  # exports the spans still buffered
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)

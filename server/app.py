@@ -24,6 +24,7 @@ from server.reflection import enable_reflection
 from server.servicer import CheckpointServicer
 from server.store import Store
 from server.tokens import TokenRecord
+from server.traced_store import traced_store
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ async def create_server(
         ],
     )
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))
-    servicer = CheckpointServicer(store, pages)
+    servicer = CheckpointServicer(traced_store(store, config.database), pages)
     svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]

@@ -8,7 +8,6 @@ INTERNAL with a fixed message; the traceback goes to the log with the request id
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from server.auth import OPEN_PREFIXES, Authenticator
+from server.call_observer import current_request_id, note_token, observed
 from server.errors import CheckpointError, InvalidArgument
 from server.metrics import ServerMetrics
 from server.ratelimit import Limiter
@@ -53,14 +53,19 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
+        if handler is None or handler.unary_unary is None:
             return handler
-        behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
-        if self._metrics is not None:  # outside the guard: refused calls are counted too
-            behavior = self._metrics.observe(method, behavior)
+        behavior: Behavior
+        if method.startswith(OPEN_PREFIXES):  # no guard, but observed (span, access line)
+            behavior, parse = handler.unary_unary, handler.request_deserializer  # type: ignore[assignment]
+        else:
+            behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
+            if self._metrics is not None:  # outside the guard: refused calls are counted too
+                behavior = self._metrics.observe(method, behavior)
+            parse = _tolerant(handler.request_deserializer)
         wrapped = grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=_tolerant(handler.request_deserializer),
+            observed(method, behavior),
+            request_deserializer=parse,
             response_serializer=handler.response_serializer,
         )
         self._handlers[method] = wrapped
@@ -75,6 +80,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 record = auth.authorize(
                     method, [str(v) for k, v in metadata if k == "authorization"]
                 )
+                note_token(record.name)
                 await limiter.acquire(record.name)
                 if isinstance(request, _Undecodable):
                     raise InvalidArgument(f"request message does not parse: {request.error}")
@@ -85,9 +91,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             except grpc.aio.AbortError:
                 raise
             except Exception:
-                request_id = next(
-                    (str(v) for k, v in metadata if k == "x-request-id"), uuid.uuid4().hex
-                )
+                request_id = current_request_id()
                 log.exception("unexpected error in %s (request id %s)", method, request_id)
                 await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 

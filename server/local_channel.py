@@ -119,8 +119,16 @@ class LocalChannel(grpc.aio.Channel):
     ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
         return _LocalMultiCallable(self, method, request_serializer, response_deserializer)
 
-    async def call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
+    async def call(
+        self,
+        method: str,
+        raw: bytes,
+        seconds: float | None,
+        metadata: Any,
+        initial: list[tuple[str, str | bytes]] | None = None,
+    ) -> bytes:
         """Run one unary call on serialized bytes; the response's bytes, or an AioRpcError.
+        The initial metadata the handler sent is appended to initial, when given.
 
         Raises:
             grpc.aio.AioRpcError: the status a network client would have received.
@@ -132,11 +140,18 @@ class LocalChannel(grpc.aio.Channel):
             raise rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
         self._in_flight += 1
         try:
-            return await self._call(method, raw, seconds, metadata)
+            return await self._call(method, raw, seconds, metadata, initial)
         finally:
             self._in_flight -= 1
 
-    async def _call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
+    async def _call(
+        self,
+        method: str,
+        raw: bytes,
+        seconds: float | None,
+        metadata: Any,
+        initial: list[tuple[str, str | bytes]] | None,
+    ) -> bytes:
         pairs: MetadataPairs = tuple(metadata) if metadata else ()
         handler = await self._find(_CallDetails(method, pairs))
         if handler is None or handler.unary_unary is None:
@@ -179,6 +194,8 @@ class LocalChannel(grpc.aio.Channel):
         failure = context.failure()
         if failure is not None:
             raise failure
+        if initial is not None:
+            initial.extend(context.initial_metadata)
         serialize = handler.response_serializer
         try:
             out: bytes = serialize(response) if serialize is not None else response
@@ -257,9 +274,15 @@ class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
     ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         return _LocalCall(self, request, timeout, metadata)
 
-    async def invoke(self, request: Any, seconds: float | None, metadata: Any) -> Any:
+    async def invoke(
+        self,
+        request: Any,
+        seconds: float | None,
+        metadata: Any,
+        initial: list[tuple[str, str | bytes]],
+    ) -> Any:
         raw = self._serialize(request) if self._serialize is not None else request
-        out = await self._channel.call(self._method, raw, seconds, metadata)
+        out = await self._channel.call(self._method, raw, seconds, metadata, initial)
         return self._deserialize(out) if self._deserialize is not None else out
 
 
@@ -277,6 +300,7 @@ class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
         self._code = grpc.StatusCode.OK
         self._details = ""
         self._trailing = Metadata()
+        self._initial: list[tuple[str, str | bytes]] = []
 
     def __await__(self) -> Generator[Any, None, Any]:
         if self._started:
@@ -285,11 +309,12 @@ class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
         try:
             return (
                 yield from self._callable.invoke(
-                    self._request, self._timeout, self._metadata
+                    self._request, self._timeout, self._metadata, self._initial
                 ).__await__()
             )
         except grpc.aio.AioRpcError as err:
             self._code, self._details = err.code(), err.details() or ""
+            self._initial = list(err.initial_metadata() or ())
             self._trailing = cast(Metadata, err.trailing_metadata()) or Metadata()
             raise
         except asyncio.CancelledError:
@@ -309,7 +334,8 @@ class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
             await self._finished.wait()
 
     async def initial_metadata(self) -> Any:
-        return Metadata()
+        await self._wait()
+        return Metadata(*self._initial)
 
     async def trailing_metadata(self) -> Any:
         await self._wait()

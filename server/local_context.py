@@ -17,10 +17,13 @@ MetadataPairs = tuple[tuple[str, str | bytes], ...]
 
 
 def rpc_error(
-    code: grpc.StatusCode, details: str, trailing: Iterable[tuple[str, str | bytes]] = ()
+    code: grpc.StatusCode,
+    details: str,
+    trailing: Iterable[tuple[str, str | bytes]] = (),
+    initial: Iterable[tuple[str, str | bytes]] = (),
 ) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(
-        code, Metadata(), Metadata(*trailing), details, "in-process call (no network)"
+        code, Metadata(*initial), Metadata(*trailing), details, "in-process call (no network)"
     )
 
 
@@ -38,6 +41,9 @@ class LocalContext(grpc.aio.ServicerContext[Any, Any]):
         self._details: str | None = None
         self._trailing: MetadataPairs = ()
         self._aborted = False
+        self.initial_metadata: MetadataPairs = ()
+        """What the handler sent as initial metadata (server.call_observer: x-request-id)."""
+        self._initial_sent = False
 
     # -- what servicers and interceptors use ----------------------------------------------------
 
@@ -88,7 +94,7 @@ class LocalContext(grpc.aio.ServicerContext[Any, Any]):
         """The error the caller gets for the status set on this context; None when it is OK."""
         if self._code is None or self._code is grpc.StatusCode.OK:
             return None
-        return rpc_error(self._code, self._details or "", self._trailing)
+        return rpc_error(self._code, self._details or "", self._trailing, self.initial_metadata)
 
     # -- the rest of the interface: inert for a unary call without a peer ------------------------
 
@@ -99,7 +105,10 @@ class LocalContext(grpc.aio.ServicerContext[Any, Any]):
         raise grpc.aio.UsageError("write() is for streaming responses; this call is unary")
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
-        return None
+        if self._initial_sent:
+            raise grpc.aio.UsageError("Send initial metadata failed: already sent")
+        self._initial_sent = True
+        self.initial_metadata = tuple(initial_metadata)
 
     def add_done_callback(self, callback: Any) -> None:
         raise grpc.aio.UsageError("done callbacks are not supported in-process")

@@ -9,6 +9,7 @@ check every HTTP response of the suite passes (the contract's envelopes, never `
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +224,18 @@ class Process:
             time.sleep(0.05)
 
 
-def start(name: str, args: Sequence[str], log_dir: Path) -> Process:
-    """Start args with stdout and stderr in log_dir/NAME.out and NAME.err."""
+def start(
+    name: str, args: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None
+) -> Process:
+    """Start args with stdout and stderr in log_dir/NAME.out and NAME.err; env is added to
+    this process's environment."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    environ = {**os.environ, **env} if env else None
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        popen = subprocess.Popen(list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environ
+        )
     return Process(name=name, popen=popen, stdout=stdout, stderr=stderr)
 
 
@@ -259,12 +266,18 @@ _SERVING = re.compile(r"serving gRPC on (\S+:\d+)")
 
 
 def start_server(
-    name: str, log_dir: Path, database: str, tokens: Path, extra: Sequence[str] = ()
+    name: str,
+    log_dir: Path,
+    database: str,
+    tokens: Path,
+    extra: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> GrpcServer:
     """`checkpoint-server serve` on a free port, returned once it prints its address."""
     args = [executable("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
     args += ["--database", database, "--tokens", str(tokens), "--grace", "1", *extra]
-    process = start(name, args, log_dir)
+    process = start(name, args, log_dir, env)
     try:
         line = process.wait_for_output(_SERVING)
     except RuntimeError:
@@ -276,12 +289,18 @@ def start_server(
 
 
 def start_bridge(
-    name: str, log_dir: Path, upstream: str, extra: Sequence[str] = (), ready: str = "/readyz"
+    name: str,
+    log_dir: Path,
+    upstream: str,
+    extra: Sequence[str] = (),
+    ready: str = "/readyz",
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> Bridge:
     """`checkpoint-rest-bridge` on a free port, returned once ready answers 200."""
     listen = f"127.0.0.1:{free_port()}"
     args = [executable("checkpoint-rest-bridge"), "--listen", listen, "--upstream", upstream]
-    process = start(name, [*args, *extra], log_dir)
+    process = start(name, [*args, *extra], log_dir, env)
     base_url = f"http://{listen}"
     try:
         process.wait_for_http(base_url + ready)

@@ -10,6 +10,7 @@ another process while the server runs, as a stray writer or a bad restore would.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import stat
@@ -138,8 +139,9 @@ def test_world_readable_tokens_file_is_warned_about_at_start(secrets_env: Secret
     log = _wait_for_log(secrets_env.server.process, "chmod 600")
     warnings = [line for line in log.splitlines() if "chmod 600" in line]
     assert warnings, log[-2000:]
-    assert "WARNING" in warnings[0]
-    assert str(secrets_env.tokens_file) in warnings[0]
+    line = json.loads(warnings[0])  # stderr is not a terminal: the log is JSON
+    assert line["level"] == "warning"
+    assert str(secrets_env.tokens_file) in line["message"]
 
 
 def test_unexpected_server_error_is_internal_and_logged_with_the_request_id(

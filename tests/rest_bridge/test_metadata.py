@@ -114,8 +114,13 @@ def test_generated_request_ids_differ() -> None:
 
 
 def test_forwarded_allow_list() -> None:
-    """Only Authorization and X-Request-Id may become gRPC metadata."""
-    assert FORWARDED == {"authorization": "authorization", "x-request-id": "x-request-id"}
+    """Only Authorization, X-Request-Id and the W3C trace context may become gRPC metadata."""
+    assert FORWARDED == {
+        "authorization": "authorization",
+        "x-request-id": "x-request-id",
+        "traceparent": "traceparent",
+        "tracestate": "tracestate",
+    }
 
 
 @pytest.mark.parametrize(

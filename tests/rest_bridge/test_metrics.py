@@ -14,7 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
-from rest_bridge.metrics import ROUTE_KEY, UNMATCHED, BridgeMetrics
+from rest_bridge.access_log import ROUTE_KEY
+from rest_bridge.metrics import UNMATCHED, BridgeMetrics
 
 pytestmark = pytest.mark.anyio
 

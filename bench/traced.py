@@ -1,0 +1,99 @@
+"""`make bench` rows with traces exported: an OTLP/HTTP collector configured, sampling at 100 %.
+
+The server and the bridge run as in the REST rows, with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a
+stand-in collector in the benchmark's own process (it reads each export request and answers 200,
+as a collector does, without decoding it) and OTEL_TRACES_SAMPLER=always_on, so every request
+records and exports its four spans. Compared with the plain REST rows of the same run, they show
+what tracing costs when it is on (the issue's target: at most 25 % of throughput).
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import procs
+
+if TYPE_CHECKING:  # bench.__main__ imports this module
+    from bench.__main__ import Bench, Target
+    from bench.seed import SeededStore
+
+
+class _Collector:
+    """Accepts OTLP/HTTP export requests on 127.0.0.1 and counts them."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                collector.requests += 1
+                collector.bytes += len(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def traced_rows(bench: Bench, small: SeededStore, tokens: Path, target: type[Target]) -> None:
+    """REST by id through the bridge and in-process, exporting every span to a collector."""
+    s = bench.settings
+    collector = _Collector()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
+    args += ["--database", small.url, "--tokens", str(tokens), "--rate-limit", "0"]
+    server = procs.start("server-traced", [*args, "--rest-listen", "127.0.0.1:0"], s.work_dir, env)
+    bridge: procs.Proc | None = None
+    try:
+        address = server.wait_for(r"serving gRPC on (\S+:\d+)").group(1)
+        inprocess = server.wait_for(r"serving REST on (\S+:\d+)").group(1)
+        port = procs.free_port()
+        bridge = procs.start(
+            "bridge-traced",
+            [
+                procs.script("checkpoint-rest-bridge"),
+                *("--listen", f"127.0.0.1:{port}", "--upstream", address),
+            ],
+            s.work_dir,
+            env,
+        )
+        bridge.wait_http(f"http://127.0.0.1:{port}/readyz")
+        path = f"/v1/checkpoints/{small.sample_id}"
+        bench.measure(
+            "rest-bridge-id-traced",
+            "REST by id, bridge -> server, collector configured, sampling 100 %",
+            "rest",
+            target(f"http://127.0.0.1:{port}{path}", [server, bridge]),
+        )
+        bench.measure(
+            "rest-inprocess-id-traced",
+            "REST by id, in-process, collector configured, sampling 100 %",
+            "rest",
+            target(f"http://{inprocess}{path}", [server]),
+        )
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        server.stop()
+        collector.stop()
+    bench.notes.append(
+        f"traced rows: the collector received {collector.requests} export requests "
+        f"({collector.bytes / 1e6:.1f} MB)"
+    )

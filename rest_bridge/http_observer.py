@@ -1,0 +1,144 @@
+"""Around every HTTP request of the bridge: its server span and its access line.
+
+`HttpObserver` wraps the bridge's ASGI entry point (rest_bridge.app), so the transcoded routes
+and the bridge's own paths alike are observed, in both REST doors. It continues an incoming W3C
+traceparent (or starts a trace), keeps the span current while the request runs, so the upstream
+call is its child (rest_bridge.traced_channel), and on the way out reads what it needs from the
+response itself: status, body size, the X-Request-Id sent, and the error envelope's code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rest_bridge.access_log import ROUTE_KEY, UNMATCHED_ROUTE, write_http
+from rest_bridge.routes import RESERVED_PATHS
+
+_tracer = trace.get_tracer("rest_bridge")
+_propagator = TraceContextTextMapPropagator()
+_TRACE_HEADERS = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
+
+
+class _Exchange:
+    """What the response said, gathered as it is sent."""
+
+    __slots__ = ("bytes_out", "code", "request_id", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.bytes_out = 0
+        self.code = ""
+        self.request_id: str | None = None
+
+    def see(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            for name, value in message.get("headers", ()):
+                if name == b"x-request-id":
+                    self.request_id = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            body: bytes = message.get("body", b"")
+            self.bytes_out += len(body)
+            if self.status >= 400 and not self.code and body:
+                self.code = error_code(body)
+
+
+def error_code(body: bytes) -> str:
+    """The gRPC code name of an error envelope ({"error": {"code": "not_found"}} -> NOT_FOUND)."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return "UNKNOWN"
+    return str(code).upper()
+
+
+class HttpObserver:
+    """ASGI middleware: a SERVER span and one access line per HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        carrier: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = _TRACE_HEADERS.get(name)
+            if key is not None:
+                carrier[key] = value.decode("latin-1")
+        parent = _propagator.extract(carrier) if carrier else None
+        method: str = scope["method"]
+        span = _tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        exchange = _Exchange()
+
+        async def observed_send(message: Message) -> None:
+            exchange.see(message)
+            await send(message)
+
+        try:
+            await self._app(scope, receive, observed_send)
+        except BaseException as exc:
+            span.record_exception(exc)
+            exchange.status = exchange.status or 500
+            raise
+        finally:
+            otel_context.detach(token)
+            _finish(scope, method, span, exchange, started)
+
+
+def _finish(
+    scope: Scope, method: str, span: trace.Span, exchange: _Exchange, started: float
+) -> None:
+    path: str = scope["path"]
+    route: str = scope.get(ROUTE_KEY) or (path if path in RESERVED_PATHS else UNMATCHED_ROUTE)
+    status = exchange.status
+    code = exchange.code or ("OK" if status < 400 else "UNKNOWN")
+    if span.is_recording():
+        _describe(span, method, route, (status, code), exchange.request_id)
+    span.end()
+    ids = span.get_span_context()
+    client: Any = scope.get("client")
+    write_http(
+        method=method,
+        route=route,
+        status=status,
+        grpc_code=code,
+        bytes_out=exchange.bytes_out,
+        client=f"{client[0]}:{client[1]}" if client else None,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=exchange.request_id,
+        trace_id=f"{ids.trace_id:032x}" if ids.is_valid else None,
+        span_id=f"{ids.span_id:016x}" if ids.is_valid else None,
+    )
+
+
+def _describe(
+    span: trace.Span, method: str, route: str, outcome: tuple[int, str], rid: str | None
+) -> None:
+    """OpenTelemetry's HTTP server attributes; a 5xx marks the span as an error."""
+    status, code = outcome
+    span.update_name(f"{method} {route}")
+    span.set_attributes(
+        {
+            "http.request.method": method,
+            "http.route": route,
+            "http.response.status_code": status,
+            "checkpoint.grpc_code": code,
+        }
+    )
+    if rid:
+        span.set_attribute("http.response.header.x-request-id", (rid,))
+    if status >= 500:
+        span.set_attribute("error.type", str(status))
+        span.set_status(Status(StatusCode.ERROR, code))

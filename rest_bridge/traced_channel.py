@@ -1,0 +1,102 @@
+"""The bridge's upstream calls as client spans, their context passed on as `traceparent` metadata.
+
+`traced_channel` wraps whichever grpc.aio channel the bridge is given (the network one of
+`checkpoint-rest-bridge`, the in-process one of `serve --rest-listen`): each unary call is a
+CLIENT span, child of the HTTP request's span, and the server continues the trace from the
+traceparent (and tracestate) it receives. Only unary_unary is wrapped; that is all the bridge
+calls. The span records the call's gRPC status; an error status marks it as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+_tracer = trace.get_tracer("rest_bridge")
+
+
+def traced_channel(channel: grpc.aio.Channel) -> grpc.aio.Channel:
+    """channel with every unary call traced and its trace context sent as metadata."""
+    return cast(grpc.aio.Channel, _TracedChannel(channel))
+
+
+def traceparent(ids: trace.SpanContext) -> str:
+    """The W3C traceparent header of a span context."""
+    return f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"
+
+
+class _TracedChannel:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        inner = self._channel.unary_unary(
+            method,
+            request_serializer=request_serializer,
+            response_deserializer=response_deserializer,
+        )
+        return cast(grpc.aio.UnaryUnaryMultiCallable[Any, Any], _TracedUnary(inner, method))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+class _TracedUnary:
+    def __init__(self, inner: grpc.aio.UnaryUnaryMultiCallable[Any, Any], method: str) -> None:
+        self._inner = inner
+        self._name = method.lstrip("/")
+        service, _, rpc = self._name.partition("/")
+        self._attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
+
+    def __call__(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        return self._invoke(request, timeout, tuple(metadata) if metadata else (), kwargs)
+
+    async def _invoke(
+        self, request: Any, seconds: float | None, metadata: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        current = trace.get_current_span()
+        # Under a request span that records nothing (not sampled, or no exporter) the call's
+        # span would record nothing either: the server continues the request's span instead.
+        span = (
+            _tracer.start_span(self._name, kind=SpanKind.CLIENT)
+            if current.is_recording()
+            else current
+        )
+        ids = span.get_span_context()
+        if ids.is_valid:  # only without a tracer provider (unit tests) is there none
+            metadata += (("traceparent", traceparent(ids)),)
+            if ids.trace_state:
+                metadata += (("tracestate", ids.trace_state.to_header()),)
+        code = grpc.StatusCode.OK
+        try:
+            return await self._inner(request, timeout=seconds, metadata=metadata, **kwargs)
+        except grpc.RpcError as exc:
+            code = cast(grpc.aio.AioRpcError, exc).code()
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            if span is not current:
+                span.set_attributes(self._attributes)
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code is not grpc.StatusCode.OK:
+                    span.set_status(Status(StatusCode.ERROR, code.name))
+                span.end()

@@ -1,0 +1,170 @@
+"""Around every unary gRPC call: its server span, the x-request-id it answers with, its access line.
+
+`observed` wraps a method's behavior (server.guard applies it to every unary method, guarded or
+open, on the gRPC port and in-process alike). It continues the trace of the caller's traceparent
+metadata (the bridge sends one) or starts one, keeps the span current while the call runs so the
+store's spans are its children, sends the request id (the caller's x-request-id when it is a sane
+token, else a new one) in the response's initial metadata, and writes the access line. The guard
+tells it the token's name with `note_token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from server.access_log import write_call
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+_tracer = trace.get_tracer("server")
+_propagator = TraceContextTextMapPropagator()
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_TRACE_KEYS = frozenset({"traceparent", "tracestate"})
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+# Codes that are the server's fault (OpenTelemetry's rule for gRPC server spans).
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class _Call:
+    __slots__ = ("request_id", "token_name")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.token_name: str | None = None
+
+
+_current: ContextVar[_Call | None] = ContextVar("checkpoint_call", default=None)
+
+
+def note_token(name: str) -> None:
+    """Name the caller of the running call (its token's name) in the access line."""
+    call = _current.get()
+    if call is not None:
+        call.token_name = name
+
+
+def current_request_id() -> str | None:
+    """The request id of the running call, for log lines written during it."""
+    call = _current.get()
+    return None if call is None else call.request_id
+
+
+def observed(method: str, behavior: Behavior) -> Behavior:
+    """behavior with a span, the x-request-id answer and an access line around each call."""
+    name = method.lstrip("/")
+    service, _, rpc = name.partition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
+
+    async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        given, carrier = _read(context.invocation_metadata() or ())
+        rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        parent = _parent(carrier) if carrier else None
+        span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        call = _Call(rid)
+        current = _current.set(call)
+        failure: BaseException | None = None
+        try:
+            await context.send_initial_metadata((("x-request-id", rid),))
+            return await behavior(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            _current.reset(current)
+            otel_context.detach(token)
+            code = _code(context, failure)
+            if span.is_recording():
+                span.set_attributes(attributes)
+                _describe(span, code, failure, rid)
+            span.end()
+            ids = span.get_span_context()
+            write_call(
+                grpc_method=method,
+                grpc_code=code.name,
+                peer=context.peer(),
+                token_name=call.token_name,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                request_id=rid,
+                trace_id=f"{ids.trace_id:032x}" if ids.is_valid else None,
+                span_id=f"{ids.span_id:016x}" if ids.is_valid else None,
+            )
+
+    return run
+
+
+def _read(metadata: Any) -> tuple[str | None, dict[str, str]]:
+    """The caller's x-request-id (the first one) and its W3C trace context headers."""
+    given: str | None = None
+    carrier: dict[str, str] = {}
+    for key, value in metadata:
+        if key == "x-request-id":
+            if given is None:
+                given = str(value)
+        elif key in _TRACE_KEYS:
+            carrier[key] = str(value)
+    return given, carrier
+
+
+def _parent(carrier: dict[str, str]) -> otel_context.Context | None:
+    """The caller's trace context: a plain version-00 traceparent (what the bridge sends) is read
+    here, at a third of the propagator's cost; anything else goes through the propagator."""
+    found = _TRACEPARENT.fullmatch(carrier.get("traceparent", "")) if len(carrier) == 1 else None
+    if found is None:
+        return _propagator.extract(carrier)
+    trace_id, span_id, flags = found.groups()
+    ids = SpanContext(int(trace_id, 16), int(span_id, 16), True, TraceFlags(int(flags, 16)))
+    return trace.set_span_in_context(NonRecordingSpan(ids)) if ids.is_valid else None
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any], failure: BaseException | None) -> Any:
+    """The status the caller receives."""
+    if failure is None or isinstance(failure, grpc.aio.AbortError):
+        set_code = context.code()
+        return set_code if isinstance(set_code, grpc.StatusCode) else grpc.StatusCode.OK
+    if isinstance(failure, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN  # what grpc answers for an exception out of a handler
+
+
+def _describe(
+    span: trace.Span, code: grpc.StatusCode, failure: BaseException | None, rid: str
+) -> None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    span.set_attribute("rpc.grpc.request.metadata.x-request-id", (rid,))
+    if code not in SERVER_ERRORS:
+        return
+    span.set_status(Status(StatusCode.ERROR, code.name))
+    # An unexpected exception reaches the caller as an abort raised while handling it.
+    cause = failure.__context__ if isinstance(failure, grpc.aio.AbortError) else failure
+    if isinstance(cause, Exception):
+        span.record_exception(cause)
