@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_in_flight=args.max_in_flight,
         descriptor_set=args.descriptor_set,
         services=tuple(args.services) if args.services else DEFAULT_SERVICES,
+        cors_origins=args.cors_origins,
     )
     try:
         asyncio.run(serve(config))

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rest_bridge import handlers
 from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
+from rest_bridge.layers import http_layers
 from rest_bridge.metadata import request_id
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import RESERVED_PATHS, build_routes
@@ -25,14 +27,25 @@ from rest_bridge.transcoder import Transcoder
 READY_TIMEOUT = 1.0
 
 
+def _same(app: ASGIApp) -> ASGIApp:
+    return app
+
+
 class BridgeApp:
     """The ASGI entry point: the bridge's own paths go to FastAPI, every other HTTP request
-    straight to the transcoder (no framework routing or middleware on the hot path)."""
+    straight to the transcoder (no framework routing or middleware on the hot path), both
+    behind the HTTP layers (rest_bridge.layers: CORS, HEAD, gzip)."""
 
-    def __init__(self, api: FastAPI, transcoder: Transcoder) -> None:
+    def __init__(
+        self, api: FastAPI, transcoder: Transcoder, wrap: Callable[[ASGIApp], ASGIApp] = _same
+    ) -> None:
         self.api, self.transcoder = api, transcoder
+        self._entry = wrap(self._dispatch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in RESERVED_PATHS:
             await self.transcoder(scope, receive, send)
         else:
@@ -85,7 +98,7 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
     )
-    return BridgeApp(app, transcoder)
+    return BridgeApp(app, transcoder, lambda inner: http_layers(inner, config, table))
 
 
 def _data(data: dict[str, str], request: Request) -> Response:

@@ -26,3 +26,5 @@ class BridgeConfig:
     descriptor_set: Path | None = None
     """FileDescriptorSet to serve; None means the checkpoint.v1 set shipped with the package."""
     services: tuple[str, ...] = field(default=DEFAULT_SERVICES)
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose browser pages may call the API (`*` for any); empty turns CORS off."""

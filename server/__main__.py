@@ -22,7 +22,7 @@ from rest_bridge.app import create_app
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
-from rest_bridge.options import Option, add_options
+from rest_bridge.options import CORS_ORIGIN, Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
 from server.app import RunningServer, create_server
@@ -116,6 +116,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default=DEFAULT_MAX_CONCURRENT_RPCS,
         type=int,
     ),
+    CORS_ORIGIN,
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -164,13 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
+async def _serve_rest(
+    listen: str, running: RunningServer, cors_origins: tuple[str, ...] = ()
+) -> BackgroundServer:
     """The REST bridge on listen, calling this server's guarded servicers in-process.
 
     Raises:
         RuntimeError: the bridge cannot be built or listen cannot be served.
     """
-    config = BridgeConfig(listen=listen)
+    config = BridgeConfig(listen=listen, cors_origins=cors_origins)
     try:
         schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
         app = create_app(config, running.local_channel(), schema)
@@ -179,7 +182,9 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
     return await start_in_background(app, listen, "--rest-listen")
 
 
-async def serve(config: ServerConfig, rest_listen: str = "") -> None:
+async def serve(
+    config: ServerConfig, rest_listen: str = "", cors_origins: tuple[str, ...] = ()
+) -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
     tokens = load_tokens(config.tokens_file)
     store = open_store(config.database, config.db_pool_size)
@@ -188,7 +193,7 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     rest = None
     if rest_listen:
-        rest = await _serve_rest(rest_listen, running)
+        rest = await _serve_rest(rest_listen, running, cors_origins)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -257,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
             )
-            asyncio.run(serve(config, args.rest_listen))
+            asyncio.run(serve(config, args.rest_listen, args.cors_origins))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)
