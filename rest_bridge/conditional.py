@@ -146,7 +146,7 @@ class Conditions:
                 f"If-None-Match is honoured on GET and HEAD only, not on {where}", "If-None-Match"
             )
         if self.if_match is None or (self.if_match.star and plan.request_path):
-            return self
+            return Conditions(None, None)  # nothing left to evaluate on the answer of a write
         if not plan.request_path:
             raise ApiError.invalid(
                 f"If-Match is not supported on {where}: its request carries no etag", "If-Match"
@@ -165,7 +165,7 @@ class Conditions:
                 f"If-Match {strong[0]!r} and the request's etag {current!r} differ", "If-Match"
             )
         setattr(target, ETAG_FIELD, strong[0])
-        return Conditions(self.if_match, None, sent_tag=True)
+        return Conditions(None, None, sent_tag=True)
 
     def upstream_error(self, error: ApiError) -> ApiError:
         """The server's etag mismatch is 412 when the etag came from If-Match; else unchanged."""
