@@ -281,7 +281,7 @@ def test_concurrent_writes_with_one_if_match_let_exactly_one_through(door: httpx
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "headers", "status", "field"),
+    "case",
     [
         ("GET", "/v1/checkpoints/seeded", {"If-None-Match": "v1"}, 422, "If-None-Match"),
         ("GET", "/v1/checkpoints/seeded", {"If-Match": '"v999"'}, 412, None),
@@ -293,9 +293,10 @@ def test_concurrent_writes_with_one_if_match_let_exactly_one_through(door: httpx
     ids=["unquoted", "get-if-match", "create", "write-if-none-match", "weak", "two-tags"],
 )
 def test_preconditions_the_bridge_cannot_honour_are_refused_clearly(
-    doors: Doors, method: str, path: str, headers: dict[str, str], status: int, field: str | None
+    doors: Doors, case: tuple[str, str, dict[str, str], int, str | None]
 ) -> None:
     """Malformed or unsupported preconditions are an envelope, never silently ignored."""
+    method, path, headers, status, field = case
     sent = {**headers, "Authorization": f"Bearer {doors.token}"}
     response = _alike(doors, method, path, headers=sent, json={"state": "ready"})
     assert response.status_code == status, response.text
