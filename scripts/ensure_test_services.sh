@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the server binaries the tests start throwaway instances of, from Debian's packages, when
-# missing: PostgreSQL (initdb and postgres, package postgresql) and Redis (redis-server).
+# missing: PostgreSQL (initdb and postgres, package postgresql) and Redis (redis-server), and the
+# headless browser the CORS tests drive (chromium).
 # Idempotent and silent when both are present. It starts nothing: the test setup (tests/pg.py)
 # runs its own server on a free port and stops it, whatever the machine runs.
 set -euo pipefail
@@ -24,6 +25,7 @@ have_postgres() {
 missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -56,5 +58,9 @@ fi
 have_postgres || { echo "ensure_test_services: PostgreSQL binaries still missing" >&2; exit 1; }
 command -v redis-server >/dev/null 2>&1 || {
   echo "ensure_test_services: redis-server still missing" >&2
+  exit 1
+}
+command -v chromium >/dev/null 2>&1 || {
+  echo "ensure_test_services: chromium still missing" >&2
   exit 1
 }
