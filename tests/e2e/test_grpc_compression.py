@@ -7,6 +7,7 @@ see that the messages really crossed the socket compressed (the gRPC message pre
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -63,10 +64,8 @@ def _pump(src: socket.socket, dst: socket.socket, log: bytearray) -> None:
         pass
     finally:
         for sock in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def message_flags(stream: bytes) -> list[int]:
