@@ -33,7 +33,7 @@ def test_entity_tag_lists_parse(value: str, expected: TagList) -> None:
     assert parse_tags(value, "If-Match") == expected
 
 
-@pytest.mark.parametrize("value", ["v1", '"v1', 'W/v1', '"a"b"', ","])
+@pytest.mark.parametrize("value", ["v1", '"v1', "W/v1", '"a"b"', ","])
 def test_malformed_entity_tags_are_422_naming_the_header(value: str) -> None:
     """An unquoted or broken tag is refused, never taken as a different tag."""
     with pytest.raises(ApiError) as caught:
@@ -56,9 +56,7 @@ def test_etag_plans_come_from_the_descriptors() -> None:
     plans = {route.rpc.name: plan_for(route) for route in table.routes}
     assert plans["GetCheckpoint"] == EtagPlan(resource=True, request_path=())
     assert plans["DeleteCheckpoint"] == EtagPlan(resource=True, request_path=("etag",))
-    assert plans["UpdateCheckpoint"] == EtagPlan(
-        resource=True, request_path=("checkpoint", "etag")
-    )
+    assert plans["UpdateCheckpoint"] == EtagPlan(resource=True, request_path=("checkpoint", "etag"))
     assert plans["CreateCheckpoint"] == EtagPlan(resource=True, request_path=())
     assert plans["ListCheckpoints"] == EtagPlan(resource=False, request_path=())
 
