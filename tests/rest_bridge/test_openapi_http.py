@@ -64,7 +64,8 @@ def test_etag_and_preconditions_follow_the_etag_plan(paths: dict[str, Any]) -> N
     assert "content" not in not_modified
     assert set(not_modified["headers"]) == {"ETag", "X-Request-Id"}
     failed = paths[ITEM]["patch"]["responses"]["412"]
-    assert failed["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    assert failed["content"]["application/json"]["schema"] == error_ref
     keys = list(paths[ITEM]["get"]["responses"])
     assert keys == sorted(keys[:-1]) + ["default"]
 
