@@ -67,7 +67,7 @@ def test_etag_and_preconditions_follow_the_etag_plan(paths: dict[str, Any]) -> N
     error_ref = {"$ref": "#/components/schemas/Error"}
     assert failed["content"]["application/json"]["schema"] == error_ref
     keys = list(paths[ITEM]["get"]["responses"])
-    assert keys == sorted(keys[:-1]) + ["default"]
+    assert keys == [*sorted(keys[:-1]), "default"]
 
 
 def test_alt_is_documented_on_every_transcoded_operation(paths: dict[str, Any]) -> None:
