@@ -30,7 +30,7 @@ IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
     "required": False,
-    "description": 'Entity tags (W/ allowed) or *: 304 without a body when one matches.',
+    "description": "Entity tags (W/ allowed) or *: 304 without a body when one matches.",
     "schema": _STRING,
 }
 IF_MATCH_READ = {
