@@ -27,8 +27,9 @@ def readme_block() -> str:
     """The sh block of the README's HTTP section."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split(SECTION, 1)[1].split("\n### ", 1)[0]
-    (block,) = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
-    return block
+    blocks: list[str] = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 1, blocks
+    return blocks[0]
 
 
 @pytest.fixture(scope="module")
