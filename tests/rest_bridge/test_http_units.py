@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import gzip
 
+import httpx
 import pytest
+from checkpoint.v1 import checkpoint_pb2 as pb
+from starlette.types import Receive, Scope, Send
 
-from rest_bridge.codec import DecodeError
+from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.compression import body_decoder
 from rest_bridge.conditional import EtagPlan, TagList, etag_header, parse_tags, plan_for
-from rest_bridge.cors import parse_origins
+from rest_bridge.cors import Cors, parse_origins
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import build_routes
@@ -131,3 +134,53 @@ def test_cors_flags_replace_the_environment_list() -> None:
     bare = argparse.ArgumentParser()
     add_options(bare, BRIDGE_OPTIONS, {})
     assert bare.parse_args([]).cors_origins == ()
+
+
+def test_enums_render_as_numbers_for_int_enum_encoding() -> None:
+    """Codec(enums_as_numbers=True) writes the enum's number; the unspecified value stays out."""
+    ready = pb.Checkpoint(display_name="x", state=pb.CHECKPOINT_STATE_READY)
+    assert Codec(enums_as_numbers=True).encode(ready)["state"] == pb.CHECKPOINT_STATE_READY
+    assert Codec().encode(ready)["state"] == "ready"
+    assert "state" not in Codec(enums_as_numbers=True).encode(pb.Checkpoint())
+
+
+async def _inner(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"vary", b"X")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+@pytest.mark.anyio
+async def test_any_origin_answers_star_without_vary() -> None:
+    """With `*` every origin is allowed and the answer does not vary by origin."""
+    app = Cors(_inner, ["*"], lambda path: ["GET", "HEAD"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        plain = await client.get("/x", headers={"Origin": "https://anywhere.test"})
+        preflight = await client.options(
+            "/x",
+            headers={"Origin": "https://anywhere.test", "Access-Control-Request-Method": "GET"},
+        )
+        unknown = await client.options(
+            "/x", headers={"Origin": "https://a.test", "Access-Control-Request-Method": "GET"}
+        )
+    assert plain.headers["access-control-allow-origin"] == "*"
+    assert plain.headers["vary"] == "X"
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-methods"] == "GET, HEAD"
+    assert "vary" not in preflight.headers
+    assert unknown.status_code == 204
+
+
+@pytest.mark.anyio
+async def test_preflight_on_a_path_without_routes_reaches_the_app() -> None:
+    """No methods bound: the preflight is the app's answer (the bridge's 404), with CORS headers."""
+    app = Cors(_inner, ["https://a.test"], lambda path: [])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        response = await client.options(
+            "/nowhere",
+            headers={"Origin": "https://a.test", "Access-Control-Request-Method": "GET"},
+        )
+    assert response.status_code == 200  # _inner's answer stands in for the transcoder's 404
+    assert response.headers["access-control-allow-origin"] == "https://a.test"
+    assert response.headers["vary"] == "X, Origin"
