@@ -55,7 +55,7 @@ test: setup test-services ## Set everything up and run every test, with a covera
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
-test-services: ## Install the PostgreSQL, Redis and Prometheus binaries the tests start, when missing.
+test-services: ## Install the PostgreSQL, Redis, Prometheus and Chromium binaries the tests start, when missing.
 	bash scripts/ensure_test_services.sh
 
 PYTEST_ARGS ?=

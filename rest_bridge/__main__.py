@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reflect=args.reflect,
         reflect_interval=args.reflect_interval,
         metrics_listen=args.metrics_listen,
+        cors_origins=args.cors_origins,
     )
     try:
         asyncio.run(serve(config, WorkerGroup.from_environment()))

@@ -17,10 +17,11 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_observer import HttpObserver
+from rest_bridge.layers import http_layers
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import request_id
 from rest_bridge.metrics import BridgeMetrics
-from rest_bridge.routes import RESERVED_PATHS
+from rest_bridge.routes import RESERVED_PATHS, RouteTable
 from rest_bridge.status import ApiError
 from rest_bridge.traced_channel import traced_channel
 from rest_bridge.transcoder import Transcoder
@@ -28,9 +29,14 @@ from rest_bridge.transcoder import Transcoder
 READY_TIMEOUT = 1.0
 
 
+def _same(app: ASGIApp) -> ASGIApp:
+    return app
+
+
 class BridgeApp:
     """The ASGI entry point: the bridge's own paths go to FastAPI, every other HTTP request
-    straight to the transcoder (no framework routing or middleware on the hot path)."""
+    straight to the transcoder (no framework routing or middleware on the hot path), both
+    behind the HTTP layers (rest_bridge.layers: CORS, HEAD, gzip)."""
 
     def __init__(
         self,
@@ -38,10 +44,15 @@ class BridgeApp:
         transcoder: Transcoder,
         live: LiveSchema,
         metrics: BridgeMetrics | None = None,
+        wrap: Callable[[ASGIApp], ASGIApp] = _same,
     ) -> None:
         self.api, self.transcoder, self.live = api, transcoder, live
-        dispatch: ASGIApp = self._route if metrics is None else metrics.wrap(self._route)
-        self._handle = HttpObserver(dispatch)  # span and access line of each request
+        # Outermost first: the span and access line, the metrics, then the HTTP layers (CORS,
+        # HEAD, gzip), so what is logged and measured is what the client got.
+        dispatch: ASGIApp = wrap(self._route)
+        if metrics is not None:
+            dispatch = metrics.wrap(dispatch)
+        self._handle = HttpObserver(dispatch)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(scope, receive, send)
@@ -121,7 +132,14 @@ def create_app(
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
     )
-    return BridgeApp(app, transcoder, live, metrics)
+
+    def table() -> RouteTable | None:
+        served = live.current
+        return served.table if served is not None else None
+
+    return BridgeApp(
+        app, transcoder, live, metrics, lambda inner: http_layers(inner, config, table)
+    )
 
 
 def _no_schema(live: LiveSchema) -> ApiError:

@@ -51,7 +51,9 @@ class DecodeError(ValueError):
 
 
 class Codec:
-    def __init__(self) -> None:
+    def __init__(self, *, enums_as_numbers: bool = False) -> None:
+        self.enums_as_numbers = enums_as_numbers
+        """Render enums as their numbers ($alt=json;enum-encoding=int); input is unchanged."""
         self._encoders: dict[str, Encoder] = {}
         self._zero: dict[str, Any] = {}
         self._enum_inputs: dict[str, dict[str, int]] = {}
@@ -155,7 +157,12 @@ class Codec:
             # Direct reference: a type being compiled is registered first, so recursion is fine.
             return self.encoder(message_of(fld))
         if kind == FieldDescriptor.TYPE_ENUM:
-            names = {v.number: enum_short_name(enum_of(fld), v.number) for v in enum_of(fld).values}
+            names: dict[int, str | int | None] = {
+                v.number: v.number
+                if self.enums_as_numbers
+                else enum_short_name(enum_of(fld), v.number)
+                for v in enum_of(fld).values
+            }
             names[0] = None
             return lambda number: names.get(number, number)
         if kind == FieldDescriptor.TYPE_BYTES:

@@ -33,3 +33,5 @@ class BridgeConfig:
     """Seconds between reflection fetches besides reconnects and SIGHUP; 0 for none."""
     metrics_listen: str = ""
     """HOST:PORT of the /metrics endpoint; empty serves (and records) no metrics."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose browser pages may call the API (`*` for any); empty turns CORS off."""

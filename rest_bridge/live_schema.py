@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from rest_bridge.conditional import EtagPlan, plan_for
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.http_rule import TemplateError
 from rest_bridge.openapi import build_openapi
@@ -37,6 +38,8 @@ class ServedSchema:
     table: RouteTable
     calls: dict[int, UnaryCall]
     """The multicallable of each route, by id(route); made once, not per request."""
+    plans: dict[int, EtagPlan]
+    """Where each route's resource and request keep an etag (conditional requests)."""
     openapi: bytes
     fingerprint: str
     services: tuple[str, ...]
@@ -63,6 +66,7 @@ def build_served(
     return ServedSchema(
         table=table,
         calls=calls,
+        plans={id(route): plan_for(route) for route in table.routes},
         openapi=openapi,
         fingerprint=schema.fingerprint,
         services=tuple(service.full_name for service in schema.services),

@@ -27,6 +27,7 @@ from rest_bridge.descriptors import (
     resolve_field,
 )
 from rest_bridge.envelope import JSON_TYPE
+from rest_bridge.openapi_http import add_head_operations, add_http_semantics
 from rest_bridge.routes import Route, RouteTable
 from rest_bridge.status import REQUEST_ID, STATUS_TABLE, DocumentedStatus, documented_statuses
 
@@ -168,6 +169,7 @@ def build_openapi(
     paths["/readyz"] = {
         "get": _probe("The gRPC server answers its health check with SERVING.", "ReadyzGet")
     }
+    add_head_operations(paths)
     builder.components[ERROR_SCHEMA] = _error_schema()
     services = " ".join(builder.comment(s.full_name) for s in schema.services).strip()
     return {
@@ -245,6 +247,7 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
             body_fld = method.input_type.fields_by_name[route.body]
             body_schema = builder.field_schema(body_fld, output=False)
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body_schema}}}
+    add_http_semantics(operation, route)
     return operation
 
 

@@ -22,6 +22,7 @@ from rest_bridge.config import (
     DEFAULT_TIMEOUT,
     DEFAULT_UPSTREAM,
 )
+from rest_bridge.cors import OriginsAction, parse_origins
 from rest_bridge.descriptor_set import DEFAULT_SERVICES
 
 
@@ -78,6 +79,17 @@ def switch(text: str) -> bool:
     except KeyError:
         raise argparse.ArgumentTypeError(f"expected 1 or 0, got {text!r}") from None
 
+
+CORS_ORIGIN = Option(
+    "--cors-origin",
+    "an origin (scheme://host[:port]) whose browser pages may call the API, or * for any; "
+    "repeat for several (the environment takes a comma-separated list); none turns CORS off",
+    env="CHECKPOINT_REST_CORS_ORIGINS",
+    default="",
+    type=parse_origins,
+    extra={"action": OriginsAction, "dest": "cors_origins", "metavar": "ORIGIN"},
+)
+"""Shared by both REST doors: the bridge and `checkpoint-server serve --rest-listen`."""
 
 BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -158,4 +170,5 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         default=0.0,
         type=float,
     ),
+    CORS_ORIGIN,
 )

@@ -102,7 +102,23 @@ class RouteTable:
                     return Match(route, params)
             elif group.any_route.template.regex.fullmatch(raw_path):
                 allowed.update(group.routes)
-        return sorted(allowed) or None
+        return with_head(allowed) or None
+
+    def methods(self, raw_path: str) -> list[str]:
+        """Every method bound to the path (HEAD wherever GET is), sorted; [] for no route."""
+        bound: set[str] = set()
+        for group in self._groups:
+            if group.any_route.template.regex.fullmatch(raw_path):
+                bound.update(group.routes)
+        return with_head(bound)
+
+
+def with_head(methods: Iterable[str]) -> list[str]:
+    """methods, sorted, with HEAD added where GET is: HEAD is served as a GET without a body."""
+    found = set(methods)
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
 
 
 def build_routes(schema: Schema) -> RouteTable:

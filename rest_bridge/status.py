@@ -172,6 +172,8 @@ class ApiError(Exception):
     """Overrides the table's status (405 keeps the code unimplemented; 413 invalid_argument)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     retry_after: float | None = None
+    reason: str = ""
+    """The upstream's google.rpc.ErrorInfo reason, if it sent one (never shown to clients)."""
 
     @classmethod
     def invalid(cls, message: str, fld: str = "", http_status: int | None = None) -> ApiError:
@@ -225,6 +227,7 @@ class ApiError(Exception):
             status = None
         violations: list[tuple[str, str]] = []
         retry_after: float | None = None
+        reason = ""
         for detail in status.details if status is not None else ():
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
@@ -234,6 +237,10 @@ class ApiError(Exception):
                 info = error_details_pb2.RetryInfo()
                 detail.Unpack(info)
                 retry_after = info.retry_delay.ToTimedelta().total_seconds()
+            elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                error_info = error_details_pb2.ErrorInfo()
+                detail.Unpack(error_info)
+                reason = error_info.reason
         if status is None and code in LOCAL_MESSAGES:
             message = LOCAL_MESSAGES[code]
         if code is grpc.StatusCode.CANCELLED and status is None:
@@ -245,7 +252,7 @@ class ApiError(Exception):
             # shedding load (its concurrent-RPC cap) or refusing a message size: both are the
             # service's condition, not the client's, so the client may retry shortly.
             code, message, retry_after = grpc.StatusCode.UNAVAILABLE, OVERLOADED, 1.0
-        return cls(code, message, tuple(violations), retry_after=retry_after)
+        return cls(code, message, tuple(violations), retry_after=retry_after, reason=reason)
 
     @property
     def status(self) -> int:

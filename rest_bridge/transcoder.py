@@ -17,12 +17,16 @@ from starlette.types import Message, Receive, Scope, Send
 
 from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.compression import body_decoder, too_large
+from rest_bridge.conditional import Conditions, etag_header, resource_etag
 from rest_bridge.envelope import JSON_TYPE, data_body
+from rest_bridge.head import method_sent
 from rest_bridge.http_rule import PathDecodeError
 from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import deadline, outbound, request_id
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
+from rest_bridge.system_params import split_system
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +36,24 @@ _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 class _Request:
     """What the transcoder needs from the ASGI scope, read in one pass over the headers."""
 
-    __slots__ = ("authorization", "content_length", "grpc_timeout", "request_id")
+    __slots__ = (
+        "authorization",
+        "content_encoding",
+        "content_length",
+        "grpc_timeout",
+        "if_match",
+        "if_none_match",
+        "request_id",
+    )
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: list[str] = []
         self.request_id: str | None = None
         self.grpc_timeout: str | None = None
         self.content_length: str | None = None
+        self.content_encoding: str | None = None
+        self.if_match: str | None = None
+        self.if_none_match: str | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 self.authorization.append(value.decode("latin-1"))
@@ -48,6 +63,12 @@ class _Request:
                 self.grpc_timeout = value.decode("latin-1")
             elif name == b"content-length":
                 self.content_length = value.decode("latin-1")
+            elif name == b"content-encoding":
+                self.content_encoding = value.decode("latin-1")
+            elif name == b"if-match":
+                self.if_match = _joined(self.if_match, value)
+            elif name == b"if-none-match":
+                self.if_none_match = _joined(self.if_none_match, value)
 
 
 class Transcoder:
@@ -63,6 +84,7 @@ class Transcoder:
         max_in_flight: int,
     ) -> None:
         self._live, self._codec = live, codec
+        self._number_codec = Codec(enums_as_numbers=True)
         self._timeout, self._max_body, self._max_in_flight = timeout, max_body_bytes, max_in_flight
         self._in_flight = 0
 
@@ -78,7 +100,7 @@ class Transcoder:
             return
         self._in_flight += 1
         try:
-            body = await self._respond(scope, receive, request, rid)
+            status, headers, body = await self._respond(scope, receive, request, rid)
         except ApiError as err:
             await _send_error(send, err, token_given, rid)
             return
@@ -89,9 +111,13 @@ class Transcoder:
             return
         finally:
             self._in_flight -= 1
-        await _send(send, 200, [(b"x-request-id", rid.encode())], body)
+        headers.append((b"x-request-id", rid.encode()))
+        await _send(send, status, headers, body)
 
-    async def _respond(self, scope: Scope, receive: Receive, request: _Request, rid: str) -> bytes:
+    async def _respond(
+        self, scope: Scope, receive: Receive, request: _Request, rid: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers and body of a successful answer (200, or 304 with no body)."""
         # Read once: a schema swapped in meanwhile does not change this request's routes.
         served = self._live.current
         if served is None:
@@ -107,12 +133,13 @@ class Transcoder:
             found = served.table.match(method, path)
             if found is None:
                 raise ApiError(
-                    grpc.StatusCode.NOT_FOUND, f"no route for {method} {_printable(path)}"
+                    grpc.StatusCode.NOT_FOUND,
+                    f"no route for {method_sent(scope)} {_printable(path)}",
                 )
             if isinstance(found, list):
                 raise ApiError(
                     grpc.StatusCode.UNIMPLEMENTED,
-                    f"method {method} is not allowed on {_printable(path)}; "
+                    f"method {method_sent(scope)} is not allowed on {_printable(path)}; "
                     f"allowed: {', '.join(found)}",
                     http_status=405,
                     headers={"Allow": ", ".join(found)},
@@ -120,8 +147,12 @@ class Transcoder:
             route = found.route
             scope[ROUTE_KEY] = route.template.source  # the metrics' and access log's route
             body = await self._body(receive, request) if route.body else b""
-            query = parse_query(scope.get("query_string", b""))
+            system, query = split_system(parse_query(scope.get("query_string", b"")))
             message = to_request(route, self._codec, found.params, query, body)
+            plan = served.plans[id(route)]
+            conditions = Conditions.parse(request.if_match, request.if_none_match)
+            if conditions is not None:
+                conditions = conditions.apply(route, plan, message)
             timeout = deadline(request.grpc_timeout, self._timeout)
             if timeout <= 0:
                 # grpcio may still deliver a fast answer for a zero deadline; it has expired.
@@ -136,19 +167,21 @@ class Transcoder:
                 message, timeout=timeout, metadata=outbound(request.authorization, rid)
             )
         except grpc.RpcError as exc:
-            raise ApiError.from_rpc_error(exc) from exc
-        data = self._codec.encode(
-            getattr(reply, route.response_body) if route.response_body else reply
-        )
-        return data_body(data)
+            error = ApiError.from_rpc_error(exc)
+            raise (conditions.upstream_error(error) if conditions else error) from exc
+        resource = getattr(reply, route.response_body) if route.response_body else reply
+        etag = resource_etag(plan, resource)
+        headers = etag_header(etag)
+        if conditions is not None and plan.resource and conditions.not_modified(etag):
+            return 304, headers, b""
+        codec = self._number_codec if system.enums_as_numbers else self._codec
+        return 200, headers, data_body(codec.encode(resource))
 
     async def _body(self, receive: Receive, request: _Request) -> bytes:
         declared = request.content_length
-        too_large = ApiError.invalid(
-            f"request body is larger than the limit of {self._max_body} bytes", http_status=413
-        )
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            raise too_large
+            raise too_large(self._max_body)
+        decoder = body_decoder(request.content_encoding, self._max_body)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -161,10 +194,11 @@ class Transcoder:
                     chunk: bytes = message.get("body", b"")
                     size += len(chunk)
                     if size > self._max_body:
-                        raise too_large
-                    chunks.append(chunk)
+                        raise too_large(self._max_body)
+                    chunks.append(decoder.feed(chunk))
                     if not message.get("more_body", False):
                         break
+                decoder.finish()
         except TimeoutError:
             raise ApiError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -175,8 +209,9 @@ class Transcoder:
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    headers.append(_JSON_HEADER)
-    headers.append((b"content-length", str(len(body)).encode()))
+    if status != 304:  # a 304 has no body, so neither its type nor its length (RFC 9110 §15.4.5)
+        headers.append(_JSON_HEADER)
+        headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -185,6 +220,12 @@ async def _send_error(send: Send, error: ApiError, token_given: bool, rid: str) 
     headers, body = error.render(token_given, rid)
     raw = [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
     await _send(send, error.status, raw, body)
+
+
+def _joined(current: str | None, value: bytes) -> str:
+    """Several fields of one header are one comma-separated list (RFC 9110 §5.3)."""
+    text = value.decode("latin-1")
+    return text if current is None else f"{current}, {text}"
 
 
 def _printable(path: str) -> str:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the server binaries the tests start throwaway instances of, from Debian's packages, when
-# missing: PostgreSQL (initdb and postgres, package postgresql), Redis (redis-server) and
-# Prometheus (prometheus and promtool, package prometheus). Idempotent and silent when all are
-# present. It starts nothing: the test setup (tests/pg.py)
+# missing: PostgreSQL (initdb and postgres, package postgresql), Redis (redis-server),
+# Prometheus (prometheus and promtool, package prometheus) and the headless browser the browser
+# tests drive (chromium). Idempotent and silent when all are present. It starts nothing: the test setup (tests/pg.py)
 # runs its own server on a free port and stops it, whatever the machine runs.
 set -euo pipefail
 
@@ -27,6 +27,7 @@ have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 have_prometheus() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
 have_prometheus || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -62,3 +63,7 @@ command -v redis-server >/dev/null 2>&1 || {
   exit 1
 }
 have_prometheus || { echo "ensure_test_services: prometheus or promtool still missing" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || {
+  echo "ensure_test_services: chromium still missing" >&2
+  exit 1
+}

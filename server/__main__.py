@@ -27,7 +27,7 @@ from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
 from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.metrics import BridgeMetrics
-from rest_bridge.options import Option, add_options
+from rest_bridge.options import CORS_ORIGIN, Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
 from rest_bridge.tracing import setup_tracing
@@ -149,6 +149,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default="",
     ),
     *LOG_OPTIONS,
+    CORS_ORIGIN,
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -198,14 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve_rest(
-    listen: str, running: RunningServer, registry: CollectorRegistry | None
+    listen: str,
+    running: RunningServer,
+    registry: CollectorRegistry | None,
+    cors_origins: tuple[str, ...] = (),
 ) -> BackgroundServer:
     """The REST bridge on listen, calling this server's guarded servicers in-process.
 
     Raises:
         RuntimeError: the bridge cannot be built or listen cannot be served.
     """
-    config = BridgeConfig(listen=listen)
+    config = BridgeConfig(listen=listen, cors_origins=cors_origins)
     try:
         schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
         metrics = None if registry is None else BridgeMetrics(registry)
@@ -222,6 +226,7 @@ async def serve(
     rest_listen: str = "",
     group: WorkerGroup | None = None,
     metrics_listen: str = "",
+    cors_origins: tuple[str, ...] = (),
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight.
 
@@ -247,7 +252,7 @@ async def serve(
     log.info("serving gRPC on %s:%s", host, running.port)
     rest = None
     if rest_listen:
-        rest = await _serve_rest(rest_listen, running, registry)
+        rest = await _serve_rest(rest_listen, running, registry, cors_origins)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
         log.info("serving REST on %s:%s", rest.host, rest.port)
     if endpoint is not None:
@@ -370,7 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reuse_port=group is not None,
             )
             try:
-                asyncio.run(serve(config, args.rest_listen, group, args.metrics_listen))
+                asyncio.run(
+                    serve(config, args.rest_listen, group, args.metrics_listen, args.cors_origins)
+                )
             finally:
                 stop_tracing()  # exports the spans still buffered
         elif args.command == "token":

@@ -70,14 +70,16 @@ def test_every_flag_and_environment_variable_is_documented(command: str) -> None
 
 
 def test_examples_use_the_default_addresses_and_demo_names() -> None:
-    """The examples target the default ports and display names that `make run` imports."""
+    """The examples target the default ports and display names that `make run` imports (or
+    that the examples create first)."""
     body = readme()
     assert SERVER_LISTEN == "127.0.0.1:50051"
     assert BRIDGE_LISTEN == "127.0.0.1:8080"
     names = {
         c["display_name"] for c in json.loads((REPO / "scripts/demo_checkpoints.json").read_text())
     }
-    urls = re.findall(r"http://127\.0\.0\.1:8080/v1/checkpoints/(\S+)", body)
+    names |= set(re.findall(r'"display_name": "([^"]+)"', body))  # made by the examples
+    urls = re.findall(r"http://127\.0\.0\.1:8080/v1/checkpoints/([^\s?'\"]+)", body)
     assert urls
     for segment in urls:
         assert segment.replace("%20", " ") in names, segment

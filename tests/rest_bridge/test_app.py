@@ -141,10 +141,10 @@ async def test_openapi_json_is_the_generated_document(asgi_bridge: Bridge) -> No
     assert document["openapi"].startswith("3.1")
     methods = {path: sorted(ops) for path, ops in document["paths"].items()}
     assert methods == {
-        "/v1/checkpoints": ["get", "post"],
-        "/v1/checkpoints/{checkpoint_id}": ["delete", "get", "patch"],
-        "/healthz": ["get"],
-        "/readyz": ["get"],
+        "/v1/checkpoints": ["get", "head", "post"],
+        "/v1/checkpoints/{checkpoint_id}": ["delete", "get", "head", "patch"],
+        "/healthz": ["get", "head"],
+        "/readyz": ["get", "head"],
     }
 
 

@@ -71,15 +71,17 @@ def test_match(table: RouteTable, method: str, path: str, rpc: str, params: dict
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        pytest.param("PUT", "/v1/checkpoints/x", ["DELETE", "GET", "PATCH"], id="item"),
-        pytest.param("POST", "/v1/checkpoints/x", ["DELETE", "GET", "PATCH"], id="item-post"),
-        pytest.param("DELETE", "/v1/checkpoints", ["GET", "POST"], id="collection"),
+        pytest.param("PUT", "/v1/checkpoints/x", ["DELETE", "GET", "HEAD", "PATCH"], id="item"),
+        pytest.param(
+            "POST", "/v1/checkpoints/x", ["DELETE", "GET", "HEAD", "PATCH"], id="item-post"
+        ),
+        pytest.param("DELETE", "/v1/checkpoints", ["GET", "HEAD", "POST"], id="collection"),
     ],
 )
 def test_wrong_method_lists_allowed(
     table: RouteTable, method: str, path: str, allowed: list[str]
 ) -> None:
-    """A known path with the wrong method answers every allowed method, sorted."""
+    """A known path with the wrong method answers every allowed method, sorted, HEAD with GET."""
     assert table.match(method, path) == allowed
 
 
@@ -136,8 +138,11 @@ def test_allow_merges_overlapping_shapes() -> None:
             ]
         )
     )
-    assert table.match("DELETE", "/v1/x") == ["GET", "POST"]
+    assert table.match("DELETE", "/v1/x") == ["GET", "HEAD", "POST"]
     assert table.match("DELETE", "/v1/x/y") == ["POST"]
+    assert table.match("HEAD", "/v1/x/y") == ["POST"]
+    assert table.methods("/v1/x") == ["GET", "HEAD", "POST"]
+    assert table.methods("/v2/x") == []
 
 
 def test_more_specific_route_wins() -> None:

@@ -127,10 +127,10 @@ async def test_unknown_path_is_404(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        pytest.param("PUT", "/v1/checkpoints/x", "DELETE, GET, PATCH", id="put-resource"),
-        pytest.param("POST", "/v1/checkpoints/x", "DELETE, GET, PATCH", id="post-resource"),
-        pytest.param("DELETE", "/v1/checkpoints", "GET, POST", id="delete-collection"),
-        pytest.param("OPTIONS", "/v1/checkpoints", "GET, POST", id="options-collection"),
+        pytest.param("PUT", "/v1/checkpoints/x", "DELETE, GET, HEAD, PATCH", id="put-resource"),
+        pytest.param("POST", "/v1/checkpoints/x", "DELETE, GET, HEAD, PATCH", id="post-resource"),
+        pytest.param("DELETE", "/v1/checkpoints", "GET, HEAD, POST", id="delete-collection"),
+        pytest.param("OPTIONS", "/v1/checkpoints", "GET, HEAD, POST", id="options-collection"),
     ],
 )
 async def test_wrong_method_is_405_with_allow(
@@ -146,12 +146,14 @@ async def test_wrong_method_is_405_with_allow(
     assert upstream.standin.calls == []
 
 
-async def test_head_is_405_without_body(asgi_bridge: Bridge) -> None:
-    """HEAD on a transcoded path is 405 with Allow (no rule binds HEAD) and an empty body."""
-    response = await asgi_bridge.client.head("/v1/checkpoints")
-    assert response.status_code == 405
-    assert response.headers["allow"] == "GET, POST"
-    assert response.content == b""
+async def test_head_is_the_get_without_body(asgi_bridge: Bridge) -> None:
+    """HEAD on a GET route answers the GET's status and headers, Content-Length included."""
+    got = await asgi_bridge.client.get("/v1/checkpoints", headers={"X-Request-Id": "h"})
+    head = await asgi_bridge.client.head("/v1/checkpoints", headers={"X-Request-Id": "h"})
+    assert head.status_code == got.status_code
+    assert head.headers == got.headers
+    assert int(head.headers["content-length"]) == len(got.content) > 0
+    assert head.content == b""
 
 
 # -- the success envelope -------------------------------------------------------------------
