@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from starlette.types import Message, Receive, Scope, Send
 
+from rest_bridge import idempotency
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.http_rule import PathDecodeError
@@ -27,18 +28,20 @@ from rest_bridge.status import LOCAL_MESSAGES, ApiError
 log = logging.getLogger(__name__)
 
 _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
+_REPLAYED_HEADER = (idempotency.REPLAYED_HEADER.lower().encode(), b"true")
 
 
 class _Request:
     """What the transcoder needs from the ASGI scope, read in one pass over the headers."""
 
-    __slots__ = ("authorization", "content_length", "grpc_timeout", "request_id")
+    __slots__ = ("authorization", "content_length", "grpc_timeout", "idempotency_key", "request_id")
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: list[str] = []
         self.request_id: str | None = None
         self.grpc_timeout: str | None = None
         self.content_length: str | None = None
+        self.idempotency_key: list[str] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
                 self.authorization.append(value.decode("latin-1"))
@@ -48,6 +51,8 @@ class _Request:
                 self.grpc_timeout = value.decode("latin-1")
             elif name == b"content-length":
                 self.content_length = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                self.idempotency_key.append(value.decode("latin-1"))
 
 
 class Transcoder:
@@ -88,8 +93,9 @@ class Transcoder:
             await _send_error(send, error, token_given, rid)
             return
         self._in_flight += 1
+        headers = [(b"x-request-id", rid.encode())]
         try:
-            body = await self._respond(scope, receive, request, rid)
+            body = await self._respond(scope, receive, request, rid, headers)
         except ApiError as err:
             await _send_error(send, err, token_given, rid)
             return
@@ -100,9 +106,17 @@ class Transcoder:
             return
         finally:
             self._in_flight -= 1
-        await _send(send, 200, [(b"x-request-id", rid.encode())], body)
+        await _send(send, 200, headers, body)
 
-    async def _respond(self, scope: Scope, receive: Receive, request: _Request, rid: str) -> bytes:
+    async def _respond(
+        self,
+        scope: Scope,
+        receive: Receive,
+        request: _Request,
+        rid: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> bytes:
+        """The success body; headers of the answer are appended to headers."""
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
@@ -124,6 +138,7 @@ class Transcoder:
             body = await self._body(receive, request) if route.body else b""
             query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)
+            keyed = idempotency.apply_key(route, message, request.idempotency_key)
             timeout = deadline(request.grpc_timeout, self._timeout)
             if timeout <= 0:
                 # grpcio may still deliver a fast answer for a zero deadline; it has expired.
@@ -134,9 +149,12 @@ class Transcoder:
         except PathDecodeError as exc:
             raise ApiError.invalid(str(exc), exc.field) from exc
         try:
-            reply = await self._calls[id(route)](
+            call = self._calls[id(route)](
                 message, timeout=timeout, metadata=outbound(request.authorization, rid)
             )
+            reply = await call
+            if keyed and idempotency.replayed(await call.trailing_metadata()):
+                headers.append(_REPLAYED_HEADER)
         except grpc.RpcError as exc:
             raise ApiError.from_rpc_error(exc) from exc
         data = self._codec.encode(

@@ -119,8 +119,10 @@ class LocalChannel(grpc.aio.Channel):
     ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
         return _LocalMultiCallable(self, method, request_serializer, response_deserializer)
 
-    async def call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
-        """Run one unary call on serialized bytes; the response's bytes, or an AioRpcError.
+    async def call(
+        self, method: str, raw: bytes, seconds: float | None, metadata: Any
+    ) -> tuple[bytes, MetadataPairs]:
+        """Run one unary call on serialized bytes; the response's bytes and trailing metadata.
 
         Raises:
             grpc.aio.AioRpcError: the status a network client would have received.
@@ -136,7 +138,9 @@ class LocalChannel(grpc.aio.Channel):
         finally:
             self._in_flight -= 1
 
-    async def _call(self, method: str, raw: bytes, seconds: float | None, metadata: Any) -> bytes:
+    async def _call(
+        self, method: str, raw: bytes, seconds: float | None, metadata: Any
+    ) -> tuple[bytes, MetadataPairs]:
         pairs: MetadataPairs = tuple(metadata) if metadata else ()
         handler = await self._find(_CallDetails(method, pairs))
         if handler is None or handler.unary_unary is None:
@@ -190,7 +194,7 @@ class LocalChannel(grpc.aio.Channel):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Sent message larger than max ({len(out)} vs. {limit})",
             )
-        return out
+        return out, tuple(context.trailing_metadata())
 
     # -- channel life: nothing to connect, always ready -----------------------------------------
 
@@ -257,10 +261,12 @@ class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
     ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         return _LocalCall(self, request, timeout, metadata)
 
-    async def invoke(self, request: Any, seconds: float | None, metadata: Any) -> Any:
+    async def invoke(
+        self, request: Any, seconds: float | None, metadata: Any
+    ) -> tuple[Any, MetadataPairs]:
         raw = self._serialize(request) if self._serialize is not None else request
-        out = await self._channel.call(self._method, raw, seconds, metadata)
-        return self._deserialize(out) if self._deserialize is not None else out
+        out, trailing = await self._channel.call(self._method, raw, seconds, metadata)
+        return (self._deserialize(out) if self._deserialize is not None else out), trailing
 
 
 class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
@@ -283,11 +289,11 @@ class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
             raise grpc.aio.UsageError("an in-process call can be awaited once")
         self._started = True
         try:
-            return (
-                yield from self._callable.invoke(
-                    self._request, self._timeout, self._metadata
-                ).__await__()
-            )
+            response, trailing = yield from self._callable.invoke(
+                self._request, self._timeout, self._metadata
+            ).__await__()
+            self._trailing = Metadata(*trailing)
+            return response
         except grpc.aio.AioRpcError as err:
             self._code, self._details = err.code(), err.details() or ""
             self._trailing = cast(Metadata, err.trailing_metadata()) or Metadata()
