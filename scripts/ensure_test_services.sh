@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the server binaries the tests start throwaway instances of, from Debian's packages, when
-# missing: PostgreSQL (initdb and postgres, package postgresql) and Redis (redis-server).
+# missing: PostgreSQL (initdb and postgres, package postgresql), Redis (redis-server) and the
+# headless browser of the page tests (/usr/bin/chromium, package chromium).
 # Idempotent and silent when both are present. It starts nothing: the test setup (tests/pg.py)
 # runs its own server on a free port and stops it, whatever the machine runs.
 set -euo pipefail
@@ -24,6 +25,7 @@ have_postgres() {
 missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -58,3 +60,4 @@ command -v redis-server >/dev/null 2>&1 || {
   echo "ensure_test_services: redis-server still missing" >&2
   exit 1
 }
+[ -x /usr/bin/chromium ] || { echo "ensure_test_services: chromium still missing" >&2; exit 1; }

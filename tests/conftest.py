@@ -30,6 +30,7 @@ from tests.e2e import (
     start_bridge,
     start_server,
 )
+from tests.e2e.doors import Doors, open_doors
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,10 @@ def grpc_channel(grpc_server: GrpcServer) -> Iterator[grpc.Channel]:
     """A plaintext gRPC channel to grpc_server."""
     with grpc.insecure_channel(grpc_server.address) as channel:
         yield channel
+
+
+@pytest.fixture(scope="session")
+def rest_doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
+    """A server serving gRPC and in-process REST, and a bridge in front of it (tests.e2e.doors)."""
+    with open_doors(tmp_path_factory.mktemp("doors")) as started:
+        yield started

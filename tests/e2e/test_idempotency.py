@@ -10,7 +10,6 @@ import hashlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,17 +21,16 @@ from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
 from tests.e2e import bearer
-from tests.e2e.doors import Doors, open_doors
+from tests.e2e.doors import Doors
 
 DOORS = ["bridge", "inprocess"]
 RESOURCES = {"limits": {"memory_mib": 2048}, "requests": {"memory_mib": 1024, "vcpus": 2}}
 
 
 @pytest.fixture(scope="module")
-def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
-    """The server with in-process REST and a separate bridge, for this module."""
-    with open_doors(tmp_path_factory.mktemp("idempotency")) as started:
-        yield started
+def doors(rest_doors: Doors) -> Doors:
+    """Both REST doors on one server."""
+    return rest_doors
 
 
 def post(
