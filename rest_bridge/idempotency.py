@@ -74,7 +74,8 @@ def apply_key(route: Route, message: Message, headers: list[str]) -> bool:
     keyed (so its answer may be a replay). On other routes the header is ignored.
 
     Raises:
-        DecodeError: the key is invalid, sent twice, or differs from a `request_id` query value.
+        DecodeError: the key is invalid, sent twice, or differs from a `request_id` the request
+            already has (from the query string or a `body: "*"` body).
     """
     fld = keyed_field(route)
     if fld is None:
@@ -87,7 +88,7 @@ def apply_key(route: Route, message: Message, headers: list[str]) -> bool:
     given = getattr(message, fld.name)
     if given and given != request_id:
         raise DecodeError(
-            f"{HEADER} and the {fld.name} query parameter name different requests; send one",
+            f"{HEADER} and the request's {fld.name} name different requests; send one",
             HEADER,
         )
     setattr(message, fld.name, request_id)
