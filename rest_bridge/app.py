@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rest_bridge import handlers
+from rest_bridge import docs_ui, handlers
 from rest_bridge.codec import Codec
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import Schema
@@ -125,6 +125,7 @@ def create_app(
     app.router.add_route("/openapi.json", openapi, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
+    docs_ui.install(app, "/openapi.json", "Checkpoint API")
     transcoder = Transcoder(
         live,
         codec=Codec(),

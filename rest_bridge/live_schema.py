@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
@@ -22,11 +21,10 @@ from rest_bridge.descriptor_set import Schema
 from rest_bridge.http_rule import TemplateError
 from rest_bridge.openapi import build_openapi
 from rest_bridge.routes import RouteError, RouteTable, build_routes
+from rest_bridge.upstream_call import UnaryCall
 
 log = logging.getLogger(__name__)
 
-UnaryCall = Callable[..., Awaitable[Any]]
-"""A unary call: the channel's multicallable, or one wrapped to be measured."""
 WrapCall = Callable[[str, UnaryCall], UnaryCall]
 """Decorates the multicallable of a method (its full path), e.g. to meter upstream calls."""
 

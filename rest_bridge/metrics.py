@@ -14,7 +14,7 @@ server's registry, so one scrape shows both.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -25,6 +25,7 @@ from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, spl
 from checkpoint_prometheus.families import Counter, Gauge, Histogram
 from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.routes import RESERVED_PATHS
+from rest_bridge.upstream_call import ObservedCall, UnaryCall
 
 """The ASGI scope key where the transcoder leaves the template of the route it matched."""
 UNMATCHED = "_OTHER"
@@ -33,8 +34,6 @@ KNOWN_METHODS = frozenset(
 )
 OTEL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """The explicit bucket boundaries the conventions advise for http.server.request.duration."""
-
-UnaryCall = Callable[..., Awaitable[Any]]
 
 
 class BridgeMetrics:
@@ -79,7 +78,7 @@ class BridgeMetrics:
         """app, each HTTP request timed and counted by method, route and status."""
         return _MeteredApp(app, self)
 
-    def client_call(self, full_method: str, call: UnaryCall) -> UnaryCall:
+    def client_call(self, full_method: str, call: Callable[..., Any]) -> UnaryCall:
         """call (a unary multicallable), counted and timed as an upstream call of full_method."""
         service, method = split_method(full_method)
         labels = (UNARY, service, method)
@@ -87,12 +86,12 @@ class BridgeMetrics:
         handling = self.client_handling.labels(*labels)
         handled: dict[str, Any] = {}
 
-        async def observed(request: Any, **kwargs: Any) -> Any:
+        async def measure(inner: Any) -> Any:
             started.inc()
             began = time.perf_counter()
             code = "Unknown"
             try:
-                reply = await call(request, **kwargs)
+                reply = await inner
                 code = "OK"
                 return reply
             except grpc.RpcError as exc:
@@ -104,6 +103,10 @@ class BridgeMetrics:
                 if counter is None:
                     counter = handled[code] = self.client_handled.labels(*labels, code)
                 counter.inc()
+
+        def observed(request: Any, **kwargs: Any) -> ObservedCall:
+            inner = call(request, **kwargs)
+            return ObservedCall(inner, measure(inner))
 
         return observed
 

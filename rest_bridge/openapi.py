@@ -17,6 +17,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from rest_bridge import idempotency
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.descriptors import (
     enum_of,
@@ -248,6 +249,7 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
             body_schema = builder.field_schema(body_fld, output=False)
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body_schema}}}
     add_http_semantics(operation, route)
+    idempotency.document(route, operation)
     return operation
 
 

@@ -14,11 +14,12 @@ from google.api import http_pb2
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
+from rest_bridge import docs_ui
 from rest_bridge.descriptor_set import Schema
 from rest_bridge.descriptors import resolve_field
 from rest_bridge.http_rule import PathTemplate, TemplateError, parse_template
 
-RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", *docs_ui.PATHS})
 _PATTERNS = ("get", "put", "post", "delete", "patch")
 
 

@@ -10,12 +10,14 @@ calls. The span records the call's gRPC status; an error status marks it as fail
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from rest_bridge.upstream_call import ObservedCall
 
 _tracer = trace.get_tracer("rest_bridge")
 
@@ -65,12 +67,7 @@ class _TracedUnary:
         timeout: float | None = None,
         metadata: Any = None,
         **kwargs: Any,
-    ) -> Awaitable[Any]:
-        return self._invoke(request, timeout, tuple(metadata) if metadata else (), kwargs)
-
-    async def _invoke(
-        self, request: Any, seconds: float | None, metadata: tuple[Any, ...], kwargs: Any
-    ) -> Any:
+    ) -> ObservedCall:
         current = trace.get_current_span()
         # Under a request span that records nothing (not sampled, or no exporter) the call's
         # span would record nothing either: the server continues the request's span instead.
@@ -79,14 +76,19 @@ class _TracedUnary:
             if current.is_recording()
             else current
         )
+        pairs: tuple[Any, ...] = tuple(metadata) if metadata else ()
         ids = span.get_span_context()
         if ids.is_valid:  # only without a tracer provider (unit tests) is there none
-            metadata += (("traceparent", traceparent(ids)),)
+            pairs += (("traceparent", traceparent(ids)),)
             if ids.trace_state:
-                metadata += (("tracestate", ids.trace_state.to_header()),)
+                pairs += (("tracestate", ids.trace_state.to_header()),)
+        inner = self._inner(request, timeout=timeout, metadata=pairs, **kwargs)
+        return ObservedCall(inner, self._finish(inner, span, current))
+
+    async def _finish(self, inner: Any, span: Any, current: Any) -> Any:
         code = grpc.StatusCode.OK
         try:
-            return await self._inner(request, timeout=seconds, metadata=metadata, **kwargs)
+            return await inner
         except grpc.RpcError as exc:
             code = cast(grpc.aio.AioRpcError, exc).code()
             raise

@@ -15,6 +15,7 @@ import logging
 import grpc
 from starlette.types import Message, Receive, Scope, Send
 
+from rest_bridge import idempotency
 from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.compression import body_decoder, too_large
@@ -31,6 +32,7 @@ from rest_bridge.system_params import split_system
 log = logging.getLogger(__name__)
 
 _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
+_REPLAYED_HEADER = (idempotency.REPLAYED_HEADER.lower().encode(), b"true")
 
 
 class _Request:
@@ -41,6 +43,7 @@ class _Request:
         "content_encoding",
         "content_length",
         "grpc_timeout",
+        "idempotency_key",
         "if_match",
         "if_none_match",
         "request_id",
@@ -54,6 +57,7 @@ class _Request:
         self.content_encoding: str | None = None
         self.if_match: str | None = None
         self.if_none_match: str | None = None
+        self.idempotency_key: list[str] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
                 self.authorization.append(value.decode("latin-1"))
@@ -69,6 +73,8 @@ class _Request:
                 self.if_match = _joined(self.if_match, value)
             elif name == b"if-none-match":
                 self.if_none_match = _joined(self.if_none_match, value)
+            elif name == b"idempotency-key":
+                self.idempotency_key.append(value.decode("latin-1"))
 
 
 class Transcoder:
@@ -99,6 +105,7 @@ class Transcoder:
             await _send_error(send, error, token_given, rid)
             return
         self._in_flight += 1
+        headers = [(b"x-request-id", rid.encode())]
         try:
             status, headers, body = await self._respond(scope, receive, request, rid)
         except ApiError as err:
@@ -153,6 +160,7 @@ class Transcoder:
             conditions = Conditions.parse(request.if_match, request.if_none_match)
             if conditions is not None:
                 conditions = conditions.apply(route, plan, message)
+            keyed = idempotency.apply_key(route, message, request.idempotency_key)
             timeout = deadline(request.grpc_timeout, self._timeout)
             if timeout <= 0:
                 # grpcio may still deliver a fast answer for a zero deadline; it has expired.
@@ -163,15 +171,19 @@ class Transcoder:
         except PathDecodeError as exc:
             raise ApiError.invalid(str(exc), exc.field) from exc
         try:
-            reply = await served.calls[id(route)](
+            call = served.calls[id(route)](
                 message, timeout=timeout, metadata=outbound(request.authorization, rid)
             )
+            reply = await call
+            replayed = keyed and idempotency.replayed(await call.trailing_metadata())
         except grpc.RpcError as exc:
             error = ApiError.from_rpc_error(exc)
             raise (conditions.upstream_error(error) if conditions else error) from exc
         resource = getattr(reply, route.response_body) if route.response_body else reply
         etag = resource_etag(plan, resource)
         headers = etag_header(etag)
+        if replayed:
+            headers.append(_REPLAYED_HEADER)
         if conditions is not None and plan.resource and conditions.not_modified(etag):
             return 304, headers, b""
         codec = self._number_codec if system.enums_as_numbers else self._codec

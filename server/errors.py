@@ -113,6 +113,12 @@ class Aborted(CheckpointError):
     reason = "ETAG_MISMATCH"
 
 
+class RequestInProgress(Aborted):
+    """A retry of an idempotent create (request_id) while the first call is still running."""
+
+    reason = "REQUEST_IN_PROGRESS"
+
+
 class Unauthenticated(CheckpointError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"

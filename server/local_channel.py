@@ -126,9 +126,10 @@ class LocalChannel(grpc.aio.Channel):
         seconds: float | None,
         metadata: Any,
         initial: list[tuple[str, str | bytes]] | None = None,
-    ) -> bytes:
-        """Run one unary call on serialized bytes; the response's bytes, or an AioRpcError.
-        The initial metadata the handler sent is appended to initial, when given.
+    ) -> tuple[bytes, MetadataPairs]:
+        """Run one unary call on serialized bytes; the response's bytes and trailing metadata,
+        or an AioRpcError. The initial metadata the handler sent is appended to initial, when
+        given.
 
         Raises:
             grpc.aio.AioRpcError: the status a network client would have received.
@@ -151,7 +152,7 @@ class LocalChannel(grpc.aio.Channel):
         seconds: float | None,
         metadata: Any,
         initial: list[tuple[str, str | bytes]] | None,
-    ) -> bytes:
+    ) -> tuple[bytes, MetadataPairs]:
         pairs: MetadataPairs = tuple(metadata) if metadata else ()
         handler = await self._find(_CallDetails(method, pairs))
         if handler is None or handler.unary_unary is None:
@@ -207,7 +208,7 @@ class LocalChannel(grpc.aio.Channel):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Sent message larger than max ({len(out)} vs. {limit})",
             )
-        return out
+        return out, tuple(context.trailing_metadata())
 
     # -- channel life: nothing to connect, always ready -----------------------------------------
 
@@ -280,10 +281,10 @@ class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
         seconds: float | None,
         metadata: Any,
         initial: list[tuple[str, str | bytes]],
-    ) -> Any:
+    ) -> tuple[Any, MetadataPairs]:
         raw = self._serialize(request) if self._serialize is not None else request
-        out = await self._channel.call(self._method, raw, seconds, metadata, initial)
-        return self._deserialize(out) if self._deserialize is not None else out
+        out, trailing = await self._channel.call(self._method, raw, seconds, metadata, initial)
+        return (self._deserialize(out) if self._deserialize is not None else out), trailing
 
 
 class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
@@ -307,11 +308,11 @@ class _LocalCall(grpc.aio.UnaryUnaryCall[Any, Any]):
             raise grpc.aio.UsageError("an in-process call can be awaited once")
         self._started = True
         try:
-            return (
-                yield from self._callable.invoke(
-                    self._request, self._timeout, self._metadata, self._initial
-                ).__await__()
-            )
+            response, trailing = yield from self._callable.invoke(
+                self._request, self._timeout, self._metadata, self._initial
+            ).__await__()
+            self._trailing = Metadata(*trailing)
+            return response
         except grpc.aio.AioRpcError as err:
             self._code, self._details = err.code(), err.details() or ""
             self._initial = list(err.initial_metadata() or ())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import grpc
@@ -17,7 +18,7 @@ import grpc
 from server.domain import Checkpoint, Lookup, State
 from server.errors import CheckpointError
 from server.metrics import ServerMetrics
-from server.store import Change, Store
+from server.store import Change, Completion, RequestKey, Store
 
 _T = TypeVar("_T")
 
@@ -39,12 +40,28 @@ def backend_name(url: str) -> str:
     return "postgresql" if scheme == "postgres" else scheme
 
 
+OPERATIONS = (
+    "get",
+    "list",
+    "create",
+    "update",
+    "delete",
+    "import",
+    "secret",
+    "ping",
+    "claim_request",
+    "release_request",
+    "purge_requests",
+)
+"""The operation label's values: one series each, made once."""
+
+
 class MeteredStore:
     def __init__(self, store: Store, metrics: ServerMetrics, backend: str) -> None:
         self._store = store
         self._seconds = {
             op: metrics.store_seconds.labels(op, backend)
-            for op in ("get", "list", "create", "update", "delete", "import", "secret", "ping")
+            for op in OPERATIONS
         }
         self._errors = metrics.store_errors
         self._backend = backend
@@ -71,8 +88,23 @@ class MeteredStore:
     ) -> list[tuple[int, Checkpoint]]:
         return await self._timed("list", self._store.list(state=state, after=after, limit=limit))
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        return await self._timed("create", self._store.create(checkpoint))
+    async def create(
+        self, checkpoint: Checkpoint, completes: Completion | None = None
+    ) -> Checkpoint:
+        return await self._timed("create", self._store.create(checkpoint, completes))
+
+    async def claim_request(
+        self, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+    ) -> bytes | None:
+        return await self._timed(
+            "claim_request", self._store.claim_request(key, now, ttl=ttl, lease=lease)
+        )
+
+    async def release_request(self, key: RequestKey) -> None:
+        await self._timed("release_request", self._store.release_request(key))
+
+    async def purge_requests(self, now: datetime) -> int:
+        return await self._timed("purge_requests", self._store.purge_requests(now))
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         return await self._timed("update", self._store.update(lookup, change))

@@ -12,8 +12,10 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
+from server.auth import CALLER
 from server.convert import STATE_TO_PROTO, checkpoint_to_proto
 from server.domain import apply_patch, parse_lookup
+from server.idempotency import REPLAYED, OnceOnly, request_key
 from server.paging import PageTokens, page_size
 from server.requests import new_checkpoint, patch_from_update, state_filter
 from server.store import Store
@@ -30,6 +32,7 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         self, store: Store, pages: PageTokens, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self._store, self._pages, self._clock = store, pages, clock
+        self._once = OnceOnly(store)
 
     async def GetCheckpoint(
         self, request: svc.GetCheckpointRequest, context: Context
@@ -57,7 +60,15 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
     async def CreateCheckpoint(
         self, request: svc.CreateCheckpointRequest, context: Context
     ) -> svc.CreateCheckpointResponse:
-        created = await self._store.create(new_checkpoint(request, self._clock()))
+        now = self._clock()
+        checkpoint = new_checkpoint(request, now)
+        if request.request_id:
+            key = request_key(CALLER.get(), request)
+            response, replayed = await self._once.create(key, checkpoint, now)
+            if replayed:
+                context.set_trailing_metadata(REPLAYED)
+            return response
+        created = await self._store.create(checkpoint)
         return svc.CreateCheckpointResponse(checkpoint=checkpoint_to_proto(created))
 
     async def UpdateCheckpoint(

@@ -10,6 +10,7 @@ second, outside any call), secret and close are not traced.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from opentelemetry import context as otel_context
@@ -17,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from server.domain import Checkpoint, Lookup, State
-from server.store import Change, Store
+from server.store import Change, Completion, RequestKey, Store
 
 _T = TypeVar("_T")
 _tracer = trace.get_tracer("server.store")
@@ -65,8 +66,23 @@ class TracedStore:
     ) -> list[tuple[int, Checkpoint]]:
         return await self._traced("list", self._inner.list(state=state, after=after, limit=limit))
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        return await self._traced("create", self._inner.create(checkpoint))
+    async def create(
+        self, checkpoint: Checkpoint, completes: Completion | None = None
+    ) -> Checkpoint:
+        return await self._traced("create", self._inner.create(checkpoint, completes))
+
+    async def claim_request(
+        self, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+    ) -> bytes | None:
+        return await self._traced(
+            "claim_request", self._inner.claim_request(key, now, ttl=ttl, lease=lease)
+        )
+
+    async def release_request(self, key: RequestKey) -> None:
+        await self._traced("release_request", self._inner.release_request(key))
+
+    async def purge_requests(self, now: datetime) -> int:
+        return await self._traced("purge_requests", self._inner.purge_requests(now))
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         return await self._traced("update", self._inner.update(lookup, change))

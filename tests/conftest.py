@@ -30,6 +30,7 @@ from tests.e2e import (
     start_bridge,
     start_server,
 )
+from tests.e2e.shared_doors import Doors, open_doors
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,10 @@ def grpc_channel(grpc_server: GrpcServer) -> Iterator[grpc.Channel]:
     """A plaintext gRPC channel to grpc_server."""
     with grpc.insecure_channel(grpc_server.address) as channel:
         yield channel
+
+
+@pytest.fixture(scope="session")
+def rest_doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
+    """A server with gRPC and in-process REST, and a bridge in front of it (e2e.shared_doors)."""
+    with open_doors(tmp_path_factory.mktemp("doors")) as started:
+        yield started

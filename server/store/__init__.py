@@ -9,14 +9,15 @@ imported only when a URL names it, so the PostgreSQL driver is an extra a SQLite
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from server.domain import Checkpoint, Lookup, State
 from server.errors import InvalidArgument, missing_extra
-from server.store._core import Change
+from server.store._core import Change, Completion, RequestKey
 
-__all__ = ["Change", "Store", "open_store", "redact_url"]
+__all__ = ["Change", "Completion", "RequestKey", "Store", "open_store", "redact_url"]
 
 
 class Store(Protocol):
@@ -30,8 +31,30 @@ class Store(Protocol):
         """Up to limit (sequence number, checkpoint) pairs after `after`, in creation order."""
         ...
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        """Insert a new checkpoint. Raises AlreadyExists when its display name is taken."""
+    async def create(
+        self, checkpoint: Checkpoint, completes: Completion | None = None
+    ) -> Checkpoint:
+        """Insert a new checkpoint. Raises AlreadyExists when its display name is taken.
+
+        With completes, the outcome of its idempotency key is recorded in the same transaction.
+        """
+        ...
+
+    async def claim_request(
+        self, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+    ) -> bytes | None:
+        """Claim an idempotency key: None to run the request, else the stored result to replay.
+
+        Raises InvalidArgument (another request), RequestInProgress (the first still runs).
+        """
+        ...
+
+    async def release_request(self, key: RequestKey) -> None:
+        """Forget a claimed key whose request failed, so a retry runs it again."""
+        ...
+
+    async def purge_requests(self, now: datetime) -> int:
+        """Delete the idempotency keys expired at now; returns how many."""
         ...
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:

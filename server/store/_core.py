@@ -13,11 +13,12 @@ which lets its writer thread, which has no event loop, run an algorithm with `ru
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from server.domain import ById, Checkpoint, Lookup, Resources, check_etag, describe, same_content
-from server.errors import Aborted, NotFound
+from server.errors import Aborted, InvalidArgument, NotFound, RequestInProgress
 
 _T = TypeVar("_T")
 
@@ -26,6 +27,35 @@ Change = Callable[[Checkpoint], Checkpoint]
 
 Found = tuple[int, Checkpoint]
 """A stored checkpoint with its row's sequence number (the key writes and paging use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """An idempotency key (AIP-155 request_id) as stored: whose, which, and what it asked."""
+
+    scope: str
+    """The token name: two clients' keys never collide."""
+    request_id: str
+    fingerprint: bytes
+    """A hash of the request the key was first used with."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored key: its request's fingerprint, its outcome (None while running), its times."""
+
+    fingerprint: bytes
+    result: bytes | None
+    claimed: datetime
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a keyed create records, in its own transaction: the key and the answer to replay."""
+
+    key: RequestKey
+    result: bytes
 
 
 class Transaction(Protocol):
@@ -51,6 +81,30 @@ class Transaction(Protocol):
         """Delete the row seq."""
         ...
 
+    async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
+        """The stored key (locked until the end of the transaction), or None."""
+        ...
+
+    async def insert_request(self, key: RequestKey, record: KeyRecord) -> bool:
+        """Store a new key; False (and nothing written) when the key is already stored."""
+        ...
+
+    async def replace_request(self, key: RequestKey, record: KeyRecord) -> None:
+        """Overwrite the stored key with record."""
+        ...
+
+    async def complete_request(self, key: RequestKey, result: bytes) -> None:
+        """Record the outcome of the key's request."""
+        ...
+
+    async def drop_request(self, key: RequestKey) -> None:
+        """Forget the key if it has no outcome yet (its request failed)."""
+        ...
+
+    async def purge_requests(self, now: datetime) -> int:
+        """Delete every key expired at now; returns how many."""
+        ...
+
 
 def _existing(found: Found | None, lookup: Lookup) -> Found:
     if found is None:
@@ -63,10 +117,52 @@ async def get(tx: Transaction, lookup: Lookup) -> Checkpoint:
     return _existing(await tx.find(lookup), lookup)[1]
 
 
-async def create(tx: Transaction, checkpoint: Checkpoint) -> Checkpoint:
-    """Insert checkpoint and return it. Raises AlreadyExists."""
+async def create(
+    tx: Transaction, checkpoint: Checkpoint, completes: Completion | None = None
+) -> Checkpoint:
+    """Insert checkpoint (and record the outcome of its key, in the same transaction).
+
+    Raises AlreadyExists.
+    """
     await tx.insert(checkpoint)
+    if completes is not None:
+        await tx.complete_request(completes.key, completes.result)
     return checkpoint
+
+
+async def claim_request(
+    tx: Transaction, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+) -> bytes | None:
+    """Claim key for its request: None when the caller is to run it, else the result to replay.
+
+    A key unknown, expired (older than ttl) or abandoned (no outcome after lease: its first
+    call died) is claimed anew.
+
+    Raises:
+        InvalidArgument: the key was used with another request.
+        RequestInProgress: the key's first call is still running.
+        Aborted: another writer kept claiming the key meanwhile (the caller may retry).
+    """
+    claim = KeyRecord(key.fingerprint, None, now, now + ttl)
+    for _ in range(2):  # a second look only when a racing replica inserted the key first
+        found = await tx.find_request(key.scope, key.request_id)
+        if found is None:
+            if await tx.insert_request(key, claim):
+                return None
+            continue
+        if found.expires <= now or (found.result is None and found.claimed + lease <= now):
+            await tx.replace_request(key, claim)
+            return None
+        if found.fingerprint != key.fingerprint:
+            raise InvalidArgument.for_field(
+                "request_id", "was already used with a different request; use a new request_id"
+            )
+        if found.result is not None:
+            return found.result
+        raise RequestInProgress(
+            "a request with this request_id is still in progress; retry after it finishes"
+        )
+    raise Aborted("the request_id was claimed concurrently; retry")
 
 
 async def update(tx: Transaction, lookup: Lookup, change: Change) -> Checkpoint:

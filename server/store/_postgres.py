@@ -17,7 +17,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,7 +29,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from server.domain import ById, Checkpoint, Lookup, Resources, State
 from server.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
 from server.store import _core
-from server.store._core import Change, Found, resource_columns
+from server.store._core import Change, Completion, Found, RequestKey, resource_columns
+from server.store._postgres_requests import RequestRows
 from server.store._schema import POSTGRES_MIGRATIONS
 
 _T = TypeVar("_T")
@@ -185,8 +186,23 @@ class PostgresStore:
 
         return await self._write(make)
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
-        return await self._write(lambda conn: _core.create(_Rows(conn), checkpoint))
+    async def create(
+        self, checkpoint: Checkpoint, completes: Completion | None = None
+    ) -> Checkpoint:
+        return await self._write(lambda conn: _core.create(_Rows(conn), checkpoint, completes))
+
+    async def claim_request(
+        self, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+    ) -> bytes | None:
+        return await self._write(
+            lambda conn: _core.claim_request(_Rows(conn), key, now, ttl=ttl, lease=lease)
+        )
+
+    async def release_request(self, key: RequestKey) -> None:
+        await self._write(lambda conn: _Rows(conn).drop_request(key))
+
+    async def purge_requests(self, now: datetime) -> int:
+        return await self._write(lambda conn: _Rows(conn).purge_requests(now))
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         return await self._write(lambda conn: _core.update(_Rows(conn), lookup, change))
@@ -269,7 +285,7 @@ def _translate(exc: psycopg.Error) -> Exception:
     return Unavailable("the checkpoint store is unavailable")
 
 
-class _Rows:
+class _Rows(RequestRows):
     """The SQL of `_core.Transaction` on one connection; a write's reads lock their row.
 
     SELECT ... FOR UPDATE makes two replicas changing one checkpoint take turns, so the row an
@@ -277,8 +293,7 @@ class _Rows:
     """
 
     def __init__(self, conn: _Conn, *, lock: bool = True) -> None:
-        self._conn = conn
-        self._suffix = " FOR UPDATE" if lock else ""
+        super().__init__(conn, lock=lock)
 
     async def find(self, lookup: Lookup) -> Found | None:
         if isinstance(lookup, ById):

@@ -29,6 +29,25 @@ SQLITE_MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE store_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
         ],
     ),
+    (
+        2,
+        [
+            # Idempotency keys of creates (AIP-155 request_id), per token name. result is the
+            # serialized answer to replay, NULL while the first call runs; times in microseconds.
+            """
+            CREATE TABLE request_keys (
+                scope       TEXT    NOT NULL,
+                request_id  TEXT    NOT NULL,
+                fingerprint BLOB    NOT NULL,
+                result      BLOB,
+                claimed_us  INTEGER NOT NULL,
+                expires_us  INTEGER NOT NULL,
+                PRIMARY KEY (scope, request_id)
+            )
+            """,
+            "CREATE INDEX request_keys_expires ON request_keys (expires_us)",
+        ],
+    ),
 ]
 
 # The same schema for PostgreSQL: identity seq for keyset paging, uuid ids, timestamptz times
@@ -62,6 +81,23 @@ POSTGRES_MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
             "CREATE INDEX checkpoints_state_seq ON checkpoints (state, seq)",
             "CREATE TABLE store_secrets (name text PRIMARY KEY, value bytea NOT NULL)",
+        ],
+    ),
+    (
+        2,
+        [
+            """
+            CREATE TABLE request_keys (
+                scope       text        NOT NULL,
+                request_id  text        NOT NULL,
+                fingerprint bytea       NOT NULL,
+                result      bytea,
+                claimed     timestamptz NOT NULL,
+                expires     timestamptz NOT NULL,
+                CONSTRAINT request_keys_pkey PRIMARY KEY (scope, request_id)
+            )
+            """,
+            "CREATE INDEX request_keys_expires ON request_keys (expires)",
         ],
     ),
 ]

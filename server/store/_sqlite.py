@@ -22,7 +22,15 @@ from urllib.parse import unquote, urlsplit
 from server.domain import ById, Checkpoint, Lookup, Resources, State
 from server.errors import AlreadyExists, InvalidArgument, Unavailable
 from server.store import _core
-from server.store._core import Change, Found, resource_columns, run_unsuspended
+from server.store._core import (
+    Change,
+    Completion,
+    Found,
+    KeyRecord,
+    RequestKey,
+    resource_columns,
+    run_unsuspended,
+)
 from server.store._schema import SQLITE_MIGRATIONS
 
 _T = TypeVar("_T")
@@ -138,10 +146,27 @@ class SQLiteStore:
 
     # -- writes: one thread, one transaction each ---------------------------------------------
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
+    async def create(
+        self, checkpoint: Checkpoint, completes: Completion | None = None
+    ) -> Checkpoint:
         return await self._write(
-            lambda conn: run_unsuspended(_core.create(_Rows(conn), checkpoint))
+            lambda conn: run_unsuspended(_core.create(_Rows(conn), checkpoint, completes))
         )
+
+    async def claim_request(
+        self, key: RequestKey, now: datetime, *, ttl: timedelta, lease: timedelta
+    ) -> bytes | None:
+        return await self._write(
+            lambda conn: run_unsuspended(
+                _core.claim_request(_Rows(conn), key, now, ttl=ttl, lease=lease)
+            )
+        )
+
+    async def release_request(self, key: RequestKey) -> None:
+        await self._write(lambda conn: run_unsuspended(_Rows(conn).drop_request(key)))
+
+    async def purge_requests(self, now: datetime) -> int:
+        return await self._write(lambda conn: run_unsuspended(_Rows(conn).purge_requests(now)))
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         return await self._write(
@@ -227,6 +252,58 @@ class _Rows:
 
     async def remove(self, seq: int) -> None:
         self._conn.execute("DELETE FROM checkpoints WHERE seq = ?", (seq,))
+
+    async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
+        row = self._conn.execute(
+            "SELECT fingerprint, result, claimed_us, expires_us FROM request_keys"
+            " WHERE scope = ? AND request_id = ?",
+            (scope, request_id),
+        ).fetchone()
+        if row is None:
+            return None
+        fingerprint, result, claimed, expires = row
+        return KeyRecord(
+            bytes(fingerprint),
+            None if result is None else bytes(result),
+            _from_micros(claimed),
+            _from_micros(expires),
+        )
+
+    async def insert_request(self, key: RequestKey, record: KeyRecord) -> bool:
+        cur = self._conn.execute(
+            "INSERT INTO request_keys (scope, request_id, fingerprint, result, claimed_us,"
+            " expires_us) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (key.scope, key.request_id, *_key_columns(record)),
+        )
+        return cur.rowcount == 1
+
+    async def replace_request(self, key: RequestKey, record: KeyRecord) -> None:
+        self._conn.execute(
+            "UPDATE request_keys SET fingerprint = ?, result = ?, claimed_us = ?,"
+            " expires_us = ? WHERE scope = ? AND request_id = ?",
+            (*_key_columns(record), key.scope, key.request_id),
+        )
+
+    async def complete_request(self, key: RequestKey, result: bytes) -> None:
+        self._conn.execute(
+            "UPDATE request_keys SET result = ? WHERE scope = ? AND request_id = ?",
+            (result, key.scope, key.request_id),
+        )
+
+    async def drop_request(self, key: RequestKey) -> None:
+        self._conn.execute(
+            "DELETE FROM request_keys WHERE scope = ? AND request_id = ? AND fingerprint = ?"
+            " AND result IS NULL",
+            (key.scope, key.request_id, key.fingerprint),
+        )
+
+    async def purge_requests(self, now: datetime) -> int:
+        cur = self._conn.execute("DELETE FROM request_keys WHERE expires_us <= ?", (_micros(now),))
+        return cur.rowcount
+
+
+def _key_columns(record: KeyRecord) -> tuple[bytes, bytes | None, int, int]:
+    return (record.fingerprint, record.result, _micros(record.claimed), _micros(record.expires))
 
 
 @contextmanager

@@ -179,6 +179,40 @@ def test_banner_prints_metrics_urls_that_answer(demo: Demo) -> None:
         assert f"# TYPE {family} " in response.text
 
 
+def test_readme_idempotency_and_docs_example_works_against_the_demo(demo: Demo) -> None:
+    """The README's Idempotency-Key block, run by bash as pasted (ports aside): the retry repeats
+    the first body with Idempotent-Replayed: true, and /docs answers HTML."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Idempotent creates and the docs UI", 1)[1]
+    block = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)[0]
+    script = block.replace("127.0.0.1:8080", demo.rest)
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "TOKEN": demo.token},
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    first, rest = result.stdout.split("\n", 1)
+    head, tail = rest.split("\n\n", 1)  # text mode: the headers' CRLFs read as LFs
+    body, docs, _ = tail.split("\n")
+    assert json.loads(first)["data"]["display_name"].startswith("example-")
+    assert "idempotent-replayed: true" in head.lower()
+    assert body == first
+    assert docs == "200 text/html; charset=utf-8"
+    created = json.loads(first)["data"]["id"]
+    cleanup = httpx.delete(
+        f"http://{demo.rest}/v1/checkpoints/{created}",
+        headers={"Authorization": f"Bearer {demo.token}"},
+        timeout=10,
+    )
+    assert cleanup.status_code == 200  # the demo's data stays as imported, for the rerun test
+
+
 def test_sigterm_stops_both_servers_and_exits_0(demo: Demo) -> None:
     """SIGTERM (what Ctrl-C amounts to) stops the gRPC server and the bridge; the script exits 0."""
     assert port_open(demo.grpc)

@@ -53,6 +53,8 @@ class Replicas:
     """One read-write token per bridge for the race (each starts with a full bucket)."""
     limited: str
     """A read-write token used only for the shared-budget check."""
+    keyed: str
+    """A read-write token used only for the Idempotency-Key race."""
 
 
 def _body(name: str) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def replicas(tmp_path: Path, postgres_database_url: str, redis_url: str) -> Iter
         create_token(tokens, f"racer-b-{run}", scopes),
     )
     limited = create_token(tokens, f"limited-{run}", scopes)
+    keyed = create_token(tokens, f"keyed-{run}", scopes)
     extra = ["--rate-limit", str(RATE), "--rate-burst", str(BURST)]
     extra += ["--rate-limit-store", redis_url, "--db-pool-size", "2"]
 
@@ -112,7 +115,7 @@ def replicas(tmp_path: Path, postgres_database_url: str, redis_url: str) -> Iter
         bridges = _start_both(stack, bridge, ["bridge-a", "bridge-b"], lambda b: b.process.stop())
         first = stack.enter_context(http_client(bridges[0].base_url))
         second = stack.enter_context(http_client(bridges[1].base_url))
-        yield Replicas(clients=(first, second), racers=racers, limited=limited)
+        yield Replicas(clients=(first, second), racers=racers, limited=limited, keyed=keyed)
 
 
 def _race(replicas: Replicas, name: str) -> list[httpx.Response]:
@@ -129,9 +132,39 @@ def _race(replicas: Replicas, name: str) -> list[httpx.Response]:
         return list(pool.map(create, (0, 1)))
 
 
+def _check_one_key_across_replicas(replicas: Replicas) -> None:
+    """One keyed create sent through both replicas at once runs once (the other call replays
+    it or is told it is running), and a later retry through the other replica replays it."""
+    name, key = f"keyed-{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4()}"
+    headers = {**bearer(replicas.keyed), "Idempotency-Key": key}
+    barrier = threading.Barrier(2)
+
+    def create(side: int) -> httpx.Response:
+        barrier.wait(timeout=10)
+        return replicas.clients[side].post("/v1/checkpoints", json=_body(name), headers=headers)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(create, (0, 1)))
+    fresh = [a for a in answers if a.status_code == 200 and "idempotent-replayed" not in a.headers]
+    assert len(fresh) == 1, [(a.status_code, a.headers, a.text) for a in answers]
+    other = next(a for a in answers if a is not fresh[0])
+    assert other.status_code in (200, 409), other.text
+    if other.status_code == 409:
+        assert other.json()["error"]["code"] == "aborted"
+    else:
+        assert other.headers["idempotent-replayed"] == "true"
+        assert other.content == fresh[0].content
+    side = answers.index(fresh[0])
+    retry = replicas.clients[1 - side].post("/v1/checkpoints", json=_body(name), headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == fresh[0].content
+
+
 def test_two_replicas_act_as_one_service(replicas: Replicas) -> None:
-    """Through two replicas on one database: one winner per contested name, reads see the other
-    replica's writes, and a token's rate limit is one budget across both."""
+    """Through two replicas on one database: one winner per contested name, one run per
+    Idempotency-Key, reads see the other replica's writes, and a token's rate limit is one
+    budget across both."""
     # Concurrent creates of one name through different replicas: exactly one winner.
     winners = []
     for round_ in range(ROUNDS):
@@ -145,6 +178,9 @@ def test_two_replicas_act_as_one_service(replicas: Replicas) -> None:
         assert lost["code"] == "already_exists", lost
         winners.append(won)
     assert len({w["id"] for w in winners}) == ROUNDS
+
+    # One Idempotency-Key raced through both replicas: the create runs once.
+    _check_one_key_across_replicas(replicas)
 
     # A write through one replica is read through the other; these are calls 1-3 of the token.
     a, b = replicas.clients

@@ -81,7 +81,7 @@ def test_wrong_method_on_a_probe_is_405(http: httpx.Client, path: str) -> None:
         pytest.param("/v1/checkpoints/", id="empty-id"),
         pytest.param("/v1/checkpoints//", id="double-slash"),
         pytest.param("/v1//checkpoints/example", id="empty-segment"),
-        pytest.param("/docs", id="framework-docs"),
+        pytest.param("/docs/", id="docs-slash"),
         pytest.param("/redoc", id="framework-redoc"),
     ],
 )

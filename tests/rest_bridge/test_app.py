@@ -157,7 +157,8 @@ async def test_openapi_json_is_the_generated_document(asgi_bridge: Bridge) -> No
         pytest.param("/readyz/", id="readyz-slash"),
         pytest.param("/openapi.json/", id="openapi-slash"),
         pytest.param("/openapi", id="openapi-no-suffix"),
-        pytest.param("/docs", id="no-docs"),
+        pytest.param("/docs/", id="docs-slash"),
+        pytest.param("/docs/index.html", id="docs-other-file"),
         pytest.param("/redoc", id="no-redoc"),
     ],
 )

@@ -51,7 +51,7 @@ def test_etag_and_preconditions_follow_the_etag_plan(paths: dict[str, Any]) -> N
         (ITEM, "get"): (True, ["If-None-Match", "If-Match"], {"304", "412"}),
         (ITEM, "patch"): (True, ["If-Match"], {"412"}),
         (ITEM, "delete"): (True, ["If-Match"], {"412"}),
-        (COLLECTION, "post"): (True, [], set()),
+        (COLLECTION, "post"): (True, ["Idempotency-Key"], set()),  # issue 13, part B
         (COLLECTION, "get"): (False, [], set()),
     }
     for (path, method), (etag, headers, statuses) in expected.items():

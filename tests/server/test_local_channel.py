@@ -44,6 +44,11 @@ async def _slow(request: bytes, context: Any) -> bytes:
     return b"late"
 
 
+async def _trailers(request: bytes, context: Any) -> bytes:
+    context.set_trailing_metadata((("x-replayed", "true"),))
+    return b"t"
+
+
 async def _metadata(request: bytes, context: Any) -> bytes:
     pairs = context.invocation_metadata() or ()
     return repr([(k, v) for k, v in pairs if k.startswith("x-")]).encode()
@@ -56,6 +61,7 @@ _BEHAVIORS: dict[str, Callable[[bytes, Any], Awaitable[bytes]]] = {
     "Boom": _boom,
     "Slow": _slow,
     "Metadata": _metadata,
+    "Trailers": _trailers,
     "Refused": _echo,
 }
 
@@ -92,6 +98,7 @@ CALLS: list[tuple[str, bytes, float | None]] = [
     ("Nothing", b"", 5.0),
     ("Refused", b"x", 5.0),
     ("Metadata", b"", 5.0),
+    ("Trailers", b"", 5.0),
     ("Echo", b"x" * (MAX_MESSAGE + 1), 5.0),
 ]
 
@@ -99,15 +106,18 @@ CALLS: list[tuple[str, bytes, float | None]] = [
 async def _outcome(
     channel: grpc.aio.Channel, method: str, body: bytes, seconds: float | None
 ) -> Outcome:
-    call = channel.unary_unary(f"/t.S/{method}", None, None)
+    multicallable = channel.unary_unary(f"/t.S/{method}", None, None)
     metadata = (("x-request-id", "r1"), ("x-other", "v"))
+    call = multicallable(body, timeout=seconds, metadata=metadata)
     try:
-        reply = await call(body, timeout=seconds, metadata=metadata)
+        reply = await call
     except grpc.aio.AioRpcError as err:
         pairs: Any = err.trailing_metadata() or ()
         trailing = [(k, v) for k, v in pairs if k.startswith("x-")]
         return ("error", err.code(), err.details(), trailing)
-    return ("ok", reply, None, None)
+    # Success trailers cross too (the servicer's idempotent-replayed marker rides on them).
+    pairs = await call.trailing_metadata() or ()
+    return ("ok", reply, None, [(k, v) for k, v in pairs if k.startswith("x-")])
 
 
 async def _both() -> tuple[list[Outcome], list[Outcome]]:

@@ -121,8 +121,17 @@ class Store:
     async def close(self) -> None:
         return None
 
-    async def create(self, checkpoint: Checkpoint) -> Checkpoint:
+    async def create(self, checkpoint: Checkpoint, completes: Any = None) -> Checkpoint:
         return checkpoint
+
+    async def claim_request(self, key: Any, now: Any, *, ttl: Any, lease: Any) -> bytes | None:
+        return None
+
+    async def release_request(self, key: Any) -> None:
+        return None
+
+    async def purge_requests(self, now: Any) -> int:
+        return 0
 
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         raise Aborted("etag mismatch")

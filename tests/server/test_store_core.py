@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from server.domain import ById, ByName, Checkpoint, Lookup, State
-from server.errors import Aborted, NotFound
+from server.errors import Aborted, NotFound, RequestInProgress
 from server.store import _core
-from server.store._core import Found, run_unsuspended
-from tests.server.test_store import make
+from server.store._core import Found, KeyRecord, RequestKey, run_unsuspended
+from tests.server.test_store import T0, make
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +29,9 @@ class Rows:
         self.rows: dict[int, Checkpoint] = dict(enumerate(checkpoints, start=1))
         self.racing: dict[str, Checkpoint | None] = {}
         self.log: list[str] = []
+        self.keys: dict[tuple[str, str], KeyRecord] = {}
+        self.rival_keys: list[KeyRecord] = []
+        """Claims "another replica" stores just before each of our inserts of a key."""
 
     async def find(self, lookup: Lookup) -> Found | None:
         for seq, c in self.rows.items():
@@ -55,6 +59,31 @@ class Rows:
     async def remove(self, seq: int) -> None:
         del self.rows[seq]
         self.log.append(f"remove {seq}")
+
+    async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
+        return self.keys.get((scope, request_id))
+
+    async def insert_request(self, key: RequestKey, record: KeyRecord) -> bool:
+        slot = (key.scope, key.request_id)
+        if self.rival_keys:
+            self.keys[slot] = self.rival_keys.pop(0)
+        if slot in self.keys:
+            return False
+        self.keys[slot] = record
+        return True
+
+    async def replace_request(self, key: RequestKey, record: KeyRecord) -> None:
+        self.keys[(key.scope, key.request_id)] = record
+
+    async def complete_request(self, key: RequestKey, result: bytes) -> None:
+        slot = (key.scope, key.request_id)
+        self.keys[slot] = replace(self.keys[slot], result=result)
+
+    async def drop_request(self, key: RequestKey) -> None:
+        self.keys.pop((key.scope, key.request_id), None)
+
+    async def purge_requests(self, now: object) -> int:
+        return 0
 
 
 async def test_update_and_delete_of_a_missing_row_are_not_found_and_write_nothing() -> None:
@@ -120,3 +149,35 @@ def test_run_unsuspended_refuses_a_coroutine_that_suspends() -> None:
     with pytest.raises(RuntimeError, match="suspended"):
         run_unsuspended(suspends())
     assert closed == [True]
+
+
+KEY = RequestKey(scope="alice", request_id="r1", fingerprint=b"f")
+TTL, LEASE = timedelta(hours=24), timedelta(seconds=60)
+
+
+async def test_a_claim_losing_the_insert_race_answers_the_rivals_outcome() -> None:
+    """When another replica inserted the key first, its completed result is replayed."""
+    rows = Rows()
+    rows.rival_keys.append(KeyRecord(b"f", b"theirs", T0, T0 + TTL))
+    assert await _core.claim_request(rows, KEY, T0, ttl=TTL, lease=LEASE) == b"theirs"
+
+
+async def test_a_claim_losing_the_race_to_a_running_rival_is_in_progress() -> None:
+    """When another replica inserted the key first and still runs it, the claim is refused."""
+    rows = Rows()
+    rows.rival_keys.append(KeyRecord(b"f", None, T0, T0 + TTL))
+    with pytest.raises(RequestInProgress):
+        await _core.claim_request(rows, KEY, T0, ttl=TTL, lease=LEASE)
+
+
+async def test_a_claim_losing_twice_to_vanishing_rivals_is_aborted() -> None:
+    """A key inserted and gone again on both looks is ABORTED, never claimed twice."""
+
+    class Vanishing(Rows):
+        async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
+            return None
+
+    rows = Vanishing()
+    rows.rival_keys += [KeyRecord(b"f", None, T0, T0 + TTL)] * 2
+    with pytest.raises(Aborted, match="claimed concurrently"):
+        await _core.claim_request(rows, KEY, T0, ttl=TTL, lease=LEASE)

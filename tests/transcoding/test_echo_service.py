@@ -291,3 +291,27 @@ def test_openapi_documents_the_echo_service(echo_http: httpx.Client) -> None:
     search = document["paths"]["/v1/search"]["get"]
     names = {p["name"] for p in search["parameters"]}
     assert {"author.name", "author.born_year", "since", "tags"} <= names
+
+
+def test_idempotency_key_fills_any_posts_request_id(echo_http: httpx.Client) -> None:
+    """Idempotency-Key is generic: another service's POST with a request_id string field gets
+    the key's UUID there, a body request_id that disagrees is 422, and the route documents it."""
+    from rest_bridge.idempotency import request_id_of
+
+    sent = echo_http.post(
+        "/v1/submissions", json={"payload": "x"}, headers={"Idempotency-Key": "order-42"}
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["data"] == {"payload": "x", "request_id": request_id_of("order-42")}
+    assert "idempotent-replayed" not in sent.headers  # the echo server replays nothing
+    clash = echo_http.post(
+        "/v1/submissions",
+        json={"payload": "x", "request_id": "other"},
+        headers={"Idempotency-Key": "order-42"},
+    )
+    assert clash.status_code == 422
+    assert clash.json()["error"]["details"][0]["field"] == "Idempotency-Key"
+    document = echo_http.get("/openapi.json").json()
+    submit = document["paths"]["/v1/submissions"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in submit["parameters"]}
+    assert "Idempotent-Replayed" in submit["responses"]["200"]["headers"]

@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&checkpoint/v1/checkpoint_service.proto\x12\rcheckpoint.v1\x1a\x1e\x63heckpoint/v1/checkpoint.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\"F\n\x15GetCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\"n\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.checkpoint.v1.CheckpointState\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.checkpoint.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x17\x43reateCheckpointRequest\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\"I\n\x18\x43reateCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\"\x90\x01\n\x17UpdateCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12-\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x18UpdateCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\">\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"I\n\x18\x44\x65leteCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint2\xf9\x05\n\x11\x43heckpointService\x12\x8f\x01\n\rGetCheckpoint\x12#.checkpoint.v1.GetCheckpointRequest\x1a$.checkpoint.v1.GetCheckpointResponse\"3\x82\xd3\xe4\x93\x02-\x12\x1f/v1/checkpoints/{checkpoint_id}b\ncheckpoint\x12y\n\x0fListCheckpoints\x12%.checkpoint.v1.ListCheckpointsRequest\x1a&.checkpoint.v1.ListCheckpointsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/checkpoints\x12\x94\x01\n\x10\x43reateCheckpoint\x12&.checkpoint.v1.CreateCheckpointRequest\x1a\'.checkpoint.v1.CreateCheckpointResponse\"/\x82\xd3\xe4\x93\x02)\"\x0f/v1/checkpoints:\ncheckpointb\ncheckpoint\x12\xa4\x01\n\x10UpdateCheckpoint\x12&.checkpoint.v1.UpdateCheckpointRequest\x1a\'.checkpoint.v1.UpdateCheckpointResponse\"?\x82\xd3\xe4\x93\x02\x39\x32\x1f/v1/checkpoints/{checkpoint_id}:\ncheckpointb\ncheckpoint\x12\x98\x01\n\x10\x44\x65leteCheckpoint\x12&.checkpoint.v1.DeleteCheckpointRequest\x1a\'.checkpoint.v1.DeleteCheckpointResponse\"3\x82\xd3\xe4\x93\x02-*\x1f/v1/checkpoints/{checkpoint_id}b\ncheckpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&checkpoint/v1/checkpoint_service.proto\x12\rcheckpoint.v1\x1a\x1e\x63heckpoint/v1/checkpoint.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\"F\n\x15GetCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\"n\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.checkpoint.v1.CheckpointState\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.checkpoint.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\\\n\x17\x43reateCheckpointRequest\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"I\n\x18\x43reateCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\"\x90\x01\n\x17UpdateCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12-\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x18UpdateCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint\">\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"I\n\x18\x44\x65leteCheckpointResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.checkpoint.v1.Checkpoint2\xf9\x05\n\x11\x43heckpointService\x12\x8f\x01\n\rGetCheckpoint\x12#.checkpoint.v1.GetCheckpointRequest\x1a$.checkpoint.v1.GetCheckpointResponse\"3\x82\xd3\xe4\x93\x02-\x12\x1f/v1/checkpoints/{checkpoint_id}b\ncheckpoint\x12y\n\x0fListCheckpoints\x12%.checkpoint.v1.ListCheckpointsRequest\x1a&.checkpoint.v1.ListCheckpointsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/checkpoints\x12\x94\x01\n\x10\x43reateCheckpoint\x12&.checkpoint.v1.CreateCheckpointRequest\x1a\'.checkpoint.v1.CreateCheckpointResponse\"/\x82\xd3\xe4\x93\x02)\"\x0f/v1/checkpoints:\ncheckpointb\ncheckpoint\x12\xa4\x01\n\x10UpdateCheckpoint\x12&.checkpoint.v1.UpdateCheckpointRequest\x1a\'.checkpoint.v1.UpdateCheckpointResponse\"?\x82\xd3\xe4\x93\x02\x39\x32\x1f/v1/checkpoints/{checkpoint_id}:\ncheckpointb\ncheckpoint\x12\x98\x01\n\x10\x44\x65leteCheckpoint\x12&.checkpoint.v1.DeleteCheckpointRequest\x1a\'.checkpoint.v1.DeleteCheckpointResponse\"3\x82\xd3\xe4\x93\x02-*\x1f/v1/checkpoints/{checkpoint_id}b\ncheckpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,17 +53,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=384
   _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=482
   _globals['_CREATECHECKPOINTREQUEST']._serialized_start=484
-  _globals['_CREATECHECKPOINTREQUEST']._serialized_end=556
-  _globals['_CREATECHECKPOINTRESPONSE']._serialized_start=558
-  _globals['_CREATECHECKPOINTRESPONSE']._serialized_end=631
-  _globals['_UPDATECHECKPOINTREQUEST']._serialized_start=634
-  _globals['_UPDATECHECKPOINTREQUEST']._serialized_end=778
-  _globals['_UPDATECHECKPOINTRESPONSE']._serialized_start=780
-  _globals['_UPDATECHECKPOINTRESPONSE']._serialized_end=853
-  _globals['_DELETECHECKPOINTREQUEST']._serialized_start=855
-  _globals['_DELETECHECKPOINTREQUEST']._serialized_end=917
-  _globals['_DELETECHECKPOINTRESPONSE']._serialized_start=919
-  _globals['_DELETECHECKPOINTRESPONSE']._serialized_end=992
-  _globals['_CHECKPOINTSERVICE']._serialized_start=995
-  _globals['_CHECKPOINTSERVICE']._serialized_end=1756
+  _globals['_CREATECHECKPOINTREQUEST']._serialized_end=576
+  _globals['_CREATECHECKPOINTRESPONSE']._serialized_start=578
+  _globals['_CREATECHECKPOINTRESPONSE']._serialized_end=651
+  _globals['_UPDATECHECKPOINTREQUEST']._serialized_start=654
+  _globals['_UPDATECHECKPOINTREQUEST']._serialized_end=798
+  _globals['_UPDATECHECKPOINTRESPONSE']._serialized_start=800
+  _globals['_UPDATECHECKPOINTRESPONSE']._serialized_end=873
+  _globals['_DELETECHECKPOINTREQUEST']._serialized_start=875
+  _globals['_DELETECHECKPOINTREQUEST']._serialized_end=937
+  _globals['_DELETECHECKPOINTRESPONSE']._serialized_start=939
+  _globals['_DELETECHECKPOINTRESPONSE']._serialized_end=1012
+  _globals['_CHECKPOINTSERVICE']._serialized_start=1015
+  _globals['_CHECKPOINTSERVICE']._serialized_end=1776
 # @@protoc_insertion_point(module_scope)

@@ -133,6 +133,14 @@ class CreateCheckpointRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A UUID that makes the create idempotent (AIP-155): a retry with the same
+    request_id and the same checkpoint, by the same token, within 24 hours returns
+    the original answer (with trailing metadata idempotent-replayed: true) and creates
+    nothing. The same request_id with another checkpoint is INVALID_ARGUMENT; a retry
+    while the first call is still running is ABORTED. Empty: no idempotency.
+    """
     @_builtins.property
     def checkpoint(self) -> _checkpoint_pb2.Checkpoint:
         """The checkpoint to create: display_name and resources are required; id, state and
@@ -143,10 +151,11 @@ class CreateCheckpointRequest(_message.Message):
         self,
         *,
         checkpoint: _checkpoint_pb2.Checkpoint | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
