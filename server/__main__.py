@@ -14,17 +14,22 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from checkpoint.v1 import checkpoint_pb2 as pb
 
 from rest_bridge.app import create_app
+from rest_bridge.certs import CertificateError
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.edge_io import EdgeLimits
+from rest_bridge.edge_options import edge_limits, edge_options, optional_path, tls_options
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.serving import BackgroundServer, start_in_background
+from rest_bridge.tls import GrpcServerTls, HttpTls, PairPaths
 from server.app import RunningServer, create_server
 from server.config import (
     DEFAULT_DATABASE,
@@ -116,6 +121,16 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default=DEFAULT_MAX_CONCURRENT_RPCS,
         type=int,
     ),
+    *tls_options("CHECKPOINT_", "gRPC and --rest-listen"),
+    Option(
+        "--tls-client-ca",
+        "PEM CA certificate(s): the gRPC port then requires client certificates it signed (mTLS); "
+        "needs --tls-cert; re-read on SIGHUP",
+        env="CHECKPOINT_TLS_CLIENT_CA",
+        default="",
+        type=optional_path,
+    ),
+    *edge_options("CHECKPOINT_INPROCESS_REST_", "the --rest-listen port"),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -164,7 +179,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """The certificate holders of serve: the gRPC port's and the --rest-listen port's."""
+
+    grpc: GrpcServerTls
+    http: HttpTls
+
+    def reload(self) -> None:
+        """SIGHUP: re-read both; a bad file is logged and the certificates in use are kept."""
+        try:
+            self.grpc.reload()
+            self.http.reload()
+        except CertificateError as exc:
+            log.error("SIGHUP: kept the current certificates: %s", exc)
+        else:
+            log.info("SIGHUP: reloaded %s", self.http.paths.cert)
+
+
+def read_tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> Tls | None:
+    """The TLS of serve from its flags; None when no certificate is given.
+
+    Raises:
+        CertificateError: a file cannot be used, a half-given pair, or a client CA without TLS.
+    """
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise CertificateError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if cert is None or key is None:
+        raise CertificateError("--tls-cert and --tls-key go together")
+    paths = PairPaths(cert, key)
+    return Tls(grpc=GrpcServerTls(paths, client_ca), http=HttpTls(paths))
+
+
+async def _serve_rest(
+    listen: str, running: RunningServer, limits: EdgeLimits, tls: Tls | None
+) -> BackgroundServer:
     """The REST bridge on listen, calling this server's guarded servicers in-process.
 
     Raises:
@@ -176,24 +227,34 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
         app = create_app(config, running.local_channel(), schema)
     except (SchemaError, RouteError) as exc:
         raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
-    return await start_in_background(app, listen, "--rest-listen")
+    context = tls.http.context if tls is not None else None
+    return await start_in_background(app, listen, "--rest-listen", limits, context)
 
 
-async def serve(config: ServerConfig, rest_listen: str = "") -> None:
-    """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
+async def serve(
+    config: ServerConfig,
+    rest_listen: str = "",
+    limits: EdgeLimits | None = None,
+    tls: Tls | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight.
+    SIGHUP re-reads the certificates."""
     tokens = load_tokens(config.tokens_file)
     store = open_store(config.database, config.db_pool_size)
-    running = await create_server(config, store, tokens)
+    credentials = tls.grpc.credentials if tls is not None else None
+    running = await create_server(config, store, tokens, credentials)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     rest = None
     if rest_listen:
-        rest = await _serve_rest(rest_listen, running)
+        rest = await _serve_rest(rest_listen, running, limits or EdgeLimits(), tls)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
     watcher = asyncio.create_task(running.follow_store(store))
     await stop.wait()
     log.info("shutting down: finishing in-flight calls for up to %.1f s", config.grace_seconds)
@@ -257,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
             )
-            asyncio.run(serve(config, args.rest_listen))
+            tls = read_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
+            asyncio.run(serve(config, args.rest_listen, edge_limits(args), tls))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)
@@ -269,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             count = asyncio.run(_import(args.database, args.file))
             print(f"imported {count} checkpoint(s) into {redact_url(args.database)}")
-    except (TokensFileError, CheckpointError, RuntimeError) as exc:
+    except (TokensFileError, CheckpointError, RuntimeError, ValueError) as exc:
         print(f"checkpoint-server: error: {exc}", file=sys.stderr)
         return 2
     return 0

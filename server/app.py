@@ -81,9 +81,13 @@ class RunningServer:
 
 
 async def create_server(
-    config: ServerConfig, store: Store, tokens: Mapping[str, TokenRecord]
+    config: ServerConfig,
+    store: Store,
+    tokens: Mapping[str, TokenRecord],
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
-    """A started gRPC server bound to config.listen (port 0 picks a free port).
+    """A started gRPC server bound to config.listen (port 0 picks a free port), with TLS when
+    credentials are given (the entry module builds them from the certificate flags).
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -107,7 +111,10 @@ async def create_server(
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:
-        port = server.add_insecure_port(config.listen)
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
     except RuntimeError as exc:
         raise RuntimeError(f"cannot listen on {config.listen}: {exc}") from exc
     await server.start()
