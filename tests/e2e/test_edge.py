@@ -211,15 +211,15 @@ def _poll_closed(socks: dict[socket.socket, float], until: float) -> dict[socket
             selector.register(sock, selectors.EVENT_READ)
         while len(closed) < len(socks) and time.monotonic() < until:
             for key, _ in selector.select(timeout=0.05):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
                 try:
-                    data = sock.recv(65536)
+                    data = ready.recv(65536)
                 except (ConnectionResetError, BlockingIOError) as exc:
                     data = b"" if isinstance(exc, ConnectionResetError) else b"x"
                 if data == b"":
-                    closed[sock] = time.monotonic()
-                    selector.unregister(sock)
+                    closed[ready] = time.monotonic()
+                    selector.unregister(ready)
     return closed
 
 
