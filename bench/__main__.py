@@ -39,7 +39,7 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import baselines, loads, procs
+from bench import baselines, edge_rows, loads, procs
 from bench import profile as spy
 from bench.seed import SeededStore, seed_postgres, seeded_store
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
@@ -94,6 +94,8 @@ class Target:
     serving: list[procs.Proc]
     frame: Path | None = None
     response_bytes: int = 0
+    h2c: bool = False
+    """A REST URL loaded over HTTP/2 (h2load; h2c, or h2 by ALPN for https) instead of wrk."""
 
 
 class Bench:
@@ -113,6 +115,14 @@ class Bench:
                 seconds=seconds,
                 frame_file=target.frame,
                 response_bytes=target.response_bytes,
+                headers=auth,
+                work_dir=s.work_dir,
+            )
+        if target.h2c:
+            return loads.h2load_rest(
+                target.url,
+                concurrency=concurrency,
+                seconds=seconds,
                 headers=auth,
                 work_dir=s.work_dir,
             )
@@ -233,6 +243,7 @@ def run(settings: Settings) -> dict[str, Any]:
     bench = Bench(s, create_token(tokens, "bench", [READ_SCOPE]))
     _baselines(bench, small)
     _small_store(bench, small, tokens)
+    edge_rows.measure(bench, small, tokens)
     if s.postgres:
         _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)

@@ -85,19 +85,3 @@ def read_key_pair(cert_path: Path, key_path: Path, cert_flag: str, key_flag: str
             f"{key_flag} {key_path}: the key does not match the certificate in {cert_path}"
         )
     return KeyPair(cert_pem=cert_pem, key_pem=key_pem, cert_path=cert_path, key_path=key_path)
-
-
-def optional_pair(
-    cert: Path | None, key: Path | None, cert_flag: str, key_flag: str
-) -> KeyPair | None:
-    """read_key_pair when both paths are given, None when neither is.
-
-    Raises:
-        CertificateError: only one of the two is given, or read_key_pair refuses them.
-    """
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        given, missing = (cert_flag, key_flag) if cert is not None else (key_flag, cert_flag)
-        raise CertificateError(f"{given} needs {missing} as well")
-    return read_key_pair(cert, key, cert_flag, key_flag)
