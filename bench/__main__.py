@@ -8,6 +8,7 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     REST GetCheckpoint by id and by name through the bridge       wrk -> bridge -> server
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
+    REST by id through the bridge over HTTP/1.1, h2c and HTTPS    wrk / h2load (bench/edge_rows.py)
 
 Servers run with --rate-limit 0. Figures are requests/s, p50 and p99 latency, the ratio of
 requests/s to the no-op gRPC baseline (and, for REST rows, to the constant-JSON one) at the same

@@ -312,3 +312,17 @@ def test_a_missing_ca_file_stops_start_up(
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert f"{flag} {missing}" in done.stderr, done.stderr
+
+
+def test_plaintext_http_to_the_https_port_is_dropped(tls: TlsEnv) -> None:
+    """A plaintext request on the HTTPS port fails its handshake and is closed without an
+    answer; the port keeps serving TLS clients."""
+    host, port = tls.bridge.removeprefix("https://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/"), answer
+    assert httpx.get(tls.bridge + "/healthz", verify=_verify(tls.pki), timeout=5).status_code == 200

@@ -243,3 +243,68 @@ async def test_an_idle_connection_gets_goaway_after_the_keep_alive_time() -> Non
     assert peer.answer(stream)[0] == 200
     await asyncio.sleep(0.1)
     assert peer.transport.closed
+
+
+async def test_a_streamed_answer_and_backpressure_complete_the_stream() -> None:
+    """An answer in two body messages (the last one empty) ends its stream; the protocol waits
+    while the transport asks it to pause and carries on when it resumes."""
+
+    async def streamed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.body", "body": b"ignored before start"})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    peer = Peer(streamed)
+    peer.protocol.pause_writing()
+    stream = peer.request(b"/s")
+    await peer.settle()
+    assert peer.answer(stream) == (200, b"part")
+    assert not any(isinstance(e, h2.events.StreamEnded) for e in peer.events)
+    peer.protocol.resume_writing()
+    await peer.settle()
+    assert any(isinstance(e, h2.events.StreamEnded) for e in peer.events)
+
+
+async def test_an_app_that_never_answers_gets_its_stream_reset() -> None:
+    """An app returning without a response resets the stream instead of leaving it open."""
+
+    async def silent(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return
+
+    peer = Peer(silent)
+    stream = peer.request(b"/x")
+    await peer.settle()
+    assert any(isinstance(e, h2.events.StreamReset) and e.stream_id == stream for e in peer.events)
+
+
+async def test_goaway_from_the_client_closes_the_connection() -> None:
+    """A client's GOAWAY closes the connection."""
+    peer = Peer(echo)
+    peer.client.close_connection()
+    peer.pump()
+    assert peer.transport.closed
+
+
+async def test_data_for_a_finished_stream_is_acknowledged_and_dropped() -> None:
+    """Body bytes arriving after the app answered are acknowledged (the window stays open)."""
+
+    async def early(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too big"})
+
+    peer = Peer(early)
+    stream = peer.client.get_next_available_stream_id()
+    peer.client.send_headers(
+        stream,
+        [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")],
+    )
+    peer.pump()
+    await peer.settle()
+    window = peer.client.outbound_flow_control_window
+    for _ in range(3):
+        peer.client.send_data(stream, b"x" * 15_000)
+    peer.pump()
+    await peer.settle()
+    assert peer.answer(stream)[0] == 413
+    assert peer.client.outbound_flow_control_window == window
