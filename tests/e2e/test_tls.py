@@ -9,6 +9,7 @@ reflection included), rotation on SIGHUP without a restart, and bad files refuse
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -28,6 +29,8 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from rest_bridge.__main__ import main as bridge_main
+from server.__main__ import main as server_main
 from tests.certs import Issued, issue, make_ca
 from tests.e2e import (
     EXAMPLE_ID,
@@ -264,24 +267,59 @@ def _bad_files(directory: Path, pki: Pki) -> dict[str, tuple[Path, Path, Path]]:
     }
 
 
-@pytest.mark.parametrize("command", ["checkpoint-server", "checkpoint-rest-bridge"])
-@pytest.mark.parametrize("case", ["missing", "not-pem", "expired", "key-of-another-certificate"])
-def test_bad_certificate_files_stop_start_up_naming_the_file(
-    tmp_path: Path, pki: Pki, e2e_tokens: Tokens, command: str, case: str
-) -> None:
-    """A missing file, a file that is not PEM, an expired certificate or a key that is not the
-    certificate's stops start-up with status 2 and a message naming the file."""
-    cert, key, named = _bad_files(tmp_path, pki)[case]
-    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+MAINS = {"checkpoint-server": server_main, "checkpoint-rest-bridge": bridge_main}
+
+
+def _run_main(command: str, args: list[str]) -> int:
+    """An entry point's main in this process, leaving the root logger as it found it."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        return MAINS[command](args)
+    finally:
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+
+
+def _start_up_args(command: str, tmp_path: Path, tokens: Path, tls: list[str]) -> list[str]:
     if command == "checkpoint-server":
-        args = [executable(command), "serve", "--listen", "127.0.0.1:0", "--tokens"]
-        args += [str(e2e_tokens.path), "--database", f"sqlite:///{tmp_path / 'db'}", *tls]
-    else:
-        args = [executable(command), "--listen", f"127.0.0.1:{free_port()}", *tls]
+        args = ["serve", "--listen", "127.0.0.1:0", "--tokens", str(tokens)]
+        return [*args, "--database", f"sqlite:///{tmp_path / 'db'}", *tls]
+    return ["--listen", f"127.0.0.1:{free_port()}", *tls]
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+def test_a_missing_certificate_file_stops_the_process(
+    tmp_path: Path, pki: Pki, e2e_tokens: Tokens, command: str
+) -> None:
+    """The console script with a missing --tls-cert exits 2 with a message naming the file."""
+    missing = tmp_path / "missing.pem"
+    tls = ["--tls-cert", str(missing), "--tls-key", str(pki.server_key)]
+    args = [executable(command), *_start_up_args(command, tmp_path, e2e_tokens.path, tls)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert str(named) in done.stderr, done.stderr
+    assert f"--tls-cert {missing}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+@pytest.mark.parametrize("case", ["missing", "not-pem", "expired", "key-of-another-certificate"])
+def test_bad_certificate_files_stop_start_up_naming_the_file(
+    tmp_path: Path,
+    pki: Pki,
+    command: str,
+    case: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A missing file, a file that is not PEM, an expired certificate or a key that is not the
+    certificate's stops start-up (each entry point's main, in this process) with status 2 and
+    a message naming the file, before anything listens."""
+    cert, key, named = _bad_files(tmp_path, pki)[case]
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    # The certificates are checked before the tokens file is read: it need not exist.
+    status = _run_main(command, _start_up_args(command, tmp_path, tmp_path / "tokens.json", tls))
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert str(named) in err, err
 
 
 @pytest.mark.parametrize(
@@ -292,37 +330,19 @@ def test_bad_certificate_files_stop_start_up_naming_the_file(
     ],
 )
 def test_a_missing_ca_file_stops_start_up(
-    tmp_path: Path, pki: Pki, e2e_tokens: Tokens, flag: str, rest: list[str]
+    tmp_path: Path,
+    pki: Pki,
+    flag: str,
+    rest: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A CA file that does not exist (the server's client CA, the bridge's upstream CA) stops
     start-up with a message naming it."""
     missing = tmp_path / "no-ca.pem"
     filled = [a.format(cert=pki.server_cert, key=pki.server_key) for a in rest]
-    if flag == "--tls-client-ca":
-        args = [executable("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
-        args += ["--tokens", str(e2e_tokens.path), "--database", f"sqlite:///{tmp_path / 'db'}"]
-    else:
-        args = [executable("checkpoint-rest-bridge"), "--listen", f"127.0.0.1:{free_port()}"]
-    done = subprocess.run(
-        [*args, *filled, flag, str(missing)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert f"{flag} {missing}" in done.stderr, done.stderr
-
-
-def test_plaintext_http_to_the_https_port_is_dropped(tls: TlsEnv) -> None:
-    """A plaintext request on the HTTPS port fails its handshake and is closed without an
-    answer; the port keeps serving TLS clients."""
-    host, port = tls.bridge.removeprefix("https://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        try:
-            answer = sock.recv(65536)
-        except ConnectionResetError:
-            answer = b""
-    assert not answer.startswith(b"HTTP/"), answer
-    assert httpx.get(tls.bridge + "/healthz", verify=_verify(tls.pki), timeout=5).status_code == 200
+    command = "checkpoint-server" if flag == "--tls-client-ca" else "checkpoint-rest-bridge"
+    args = _start_up_args(command, tmp_path, tmp_path / "t.json", [*filled, flag, str(missing)])
+    status = _run_main(command, args)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert f"{flag} {missing}" in err, err
