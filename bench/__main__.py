@@ -12,6 +12,7 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     /metrics every second), for the cost of metrics
     REST GetCheckpoint by id, both doors, traces exported (100 %) wrk (bench/traced.py)
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
+    REST by id through the bridge over HTTP/1.1, h2c and HTTPS    wrk / h2load (bench/edge_rows.py)
 
 Servers run with --rate-limit 0. Figures are requests/s, p50 and p99 latency, the ratio of
 requests/s to the no-op gRPC baseline (and, for REST rows, to the constant-JSON one) at the same
@@ -44,7 +45,7 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import baselines, loads, procs, reflect, scraper
+from bench import baselines, edge_rows, loads, procs, reflect, scraper
 from bench import profile as spy
 from bench.metrics_cost import instrumentation_cost
 from bench.seed import SeededStore, seed_postgres, seeded_store
@@ -101,6 +102,8 @@ class Target:
     serving: list[procs.Proc]
     frame: Path | None = None
     response_bytes: int = 0
+    h2c: bool = False
+    """A REST URL loaded over HTTP/2 (h2load; h2c, or h2 by ALPN for https) instead of wrk."""
 
 
 class Bench:
@@ -120,6 +123,14 @@ class Bench:
                 seconds=seconds,
                 frame_file=target.frame,
                 response_bytes=target.response_bytes,
+                headers=auth,
+                work_dir=s.work_dir,
+            )
+        if target.h2c:
+            return loads.h2load_rest(
+                target.url,
+                concurrency=concurrency,
+                seconds=seconds,
                 headers=auth,
                 work_dir=s.work_dir,
             )
@@ -248,6 +259,7 @@ def run(settings: Settings) -> dict[str, Any]:
     _small_store(bench, small, tokens)
     _with_metrics(bench, small, tokens)
     traced_rows(bench, small, tokens, Target)
+    edge_rows.measure(bench, small, tokens)
     if s.postgres:
         _postgres_store(bench, s.postgres, s.small, tokens)
     _large_store(bench, large, tokens)

@@ -213,3 +213,56 @@ def _percentile(ordered: list[int], percent: float) -> float:
     """The nearest-rank percentile of an ascending list."""
     rank = max(1, math.ceil(percent / 100 * len(ordered)))
     return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def h2load_rest(
+    url: str,
+    *,
+    concurrency: int,
+    seconds: float,
+    headers: Mapping[str, str],
+    work_dir: Path,
+) -> LoadResult:
+    """GET url over h2c with prior knowledge (or h2 by ALPN for https), -c concurrency -m 1.
+
+    Raises:
+        LoadError: h2load failed, or any request failed, errored, timed out or was not 2xx.
+    """
+    _check_local(url)
+    log = work_dir / "h2load-rest.tsv"
+    log.unlink(missing_ok=True)
+    args = [_tool("h2load"), "-c", str(concurrency), "-m", "1", "-t", "1"]
+    args += ["-D", f"{round(seconds * 1000)}ms", f"--log-file={log}"]
+    for name, value in headers.items():
+        args += ["-H", f"{name.lower()}: {value}"]
+    out = _run([*args, url], seconds)
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    statuses = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    finished = re.search(r"finished in ([0-9.]+)(m?s)", out)
+    if counts is None or statuses is None or finished is None:
+        raise LoadError(f"h2load printed no summary:\n{out[-2000:]}")
+    # Streams still open when the duration ends count as failed: at most one per connection.
+    if int(counts.group(1)) - int(counts.group(2)) > concurrency or any(
+        int(statuses.group(i)) for i in (2, 3, 4)
+    ):
+        raise LoadError(f"h2load saw failures against {url}:\n{out[-2000:]}")
+    latencies = sorted(
+        int(line.split("\t")[2])
+        for line in log.read_text().splitlines()
+        if line.strip() and line.split("\t")[1] == "200"
+    )
+    if not latencies:
+        raise LoadError(f"h2load logged no request:\n{out[-2000:]}")
+    elapsed = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    return LoadResult(
+        tool="h2load",
+        concurrency=concurrency,
+        seconds=elapsed,
+        requests=len(latencies),
+        errors=0,
+        rps=len(latencies) / elapsed,
+        p50_ms=_percentile(latencies, 50) / 1000,
+        p90_ms=_percentile(latencies, 90) / 1000,
+        p99_ms=_percentile(latencies, 99) / 1000,
+        max_ms=latencies[-1] / 1000,
+    )

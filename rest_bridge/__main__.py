@@ -13,16 +13,20 @@ import grpc
 
 from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.app import create_app
+from rest_bridge.certs import CertificateError
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
+from rest_bridge.edge_io import EdgeLimits
+from rest_bridge.edge_options import UPSTREAM_TLS_OPTIONS, edge_limits, edge_options, tls_options
 from rest_bridge.logs import LOG_OPTIONS, setup_logging
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.schema_follower import SchemaFollower, schema_loader
 from rest_bridge.serving import split_listen, start_in_background
+from rest_bridge.tls import HttpTls, PairPaths, channel_credentials
 from rest_bridge.tracing import setup_tracing
-from rest_bridge.workers import Supervisor, WorkerGroup, in_worker, reserve, worker_count
+from rest_bridge.workers import WorkerGroup, in_worker, run_workers, worker_count
 
 PROG = "checkpoint-rest-bridge"
 STOP_GRACE = 10.0
@@ -47,11 +51,69 @@ def build_parser() -> argparse.ArgumentParser:
         "google.api.http rules. Each flag also reads the environment variable in its help.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_options(parser, (*BRIDGE_OPTIONS, *LOG_OPTIONS))
+    edge = (*edge_options("CHECKPOINT_REST_"), *tls_options("CHECKPOINT_REST_", "HTTP"))
+    add_options(parser, (*BRIDGE_OPTIONS, *edge, *UPSTREAM_TLS_OPTIONS, *LOG_OPTIONS))
     return parser
 
 
-async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
+def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS towards the gRPC server (and a client certificate) when --upstream-ca is set.
+
+    Raises:
+        CertificateError: a file cannot be used, or a client certificate without --upstream-ca.
+    """
+    client = None
+    if args.upstream_cert is not None or args.upstream_key is not None:
+        if args.upstream_cert is None or args.upstream_key is None:
+            raise CertificateError("--upstream-cert and --upstream-key go together")
+        client = PairPaths(
+            args.upstream_cert, args.upstream_key, "--upstream-cert", "--upstream-key"
+        )
+    if args.upstream_ca is None:
+        if client is not None:
+            raise CertificateError("--upstream-cert needs --upstream-ca (TLS towards the server)")
+        return None
+    return channel_credentials(args.upstream_ca, client)
+
+
+def http_tls(args: argparse.Namespace) -> HttpTls | None:
+    """The HTTPS listener's TLS, when --tls-cert and --tls-key are given.
+
+    Raises:
+        CertificateError: only one of them is given, or a file cannot be used.
+    """
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise CertificateError("--tls-cert and --tls-key go together")
+    return HttpTls(PairPaths(args.tls_cert, args.tls_key))
+
+
+def reload_on_sighup(tls: HttpTls | None, follower: SchemaFollower) -> None:
+    """SIGHUP loads the schema again and re-reads the certificate; a bad certificate file is
+    logged and the old one kept."""
+
+    def reload() -> None:
+        follower.trigger("SIGHUP")
+        if tls is None:
+            return
+        try:
+            tls.reload()
+        except CertificateError as exc:
+            log.error("SIGHUP: kept the current certificate: %s", exc)
+        else:
+            log.info("SIGHUP: reloaded %s", tls.paths.cert)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+
+async def serve(
+    config: BridgeConfig,
+    group: WorkerGroup | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    limits: EdgeLimits | None = None,
+    tls: HttpTls | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT; as one worker of --workers, on a SO_REUSEPORT socket.
 
     Raises:
@@ -66,7 +128,11 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
             config.metrics_listen, registry, "--metrics-listen", reuse_port=group is not None
         )
         print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
-    async with grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS) as channel:
+    if credentials is None:
+        upstream = grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS)
+    else:
+        upstream = grpc.aio.secure_channel(config.upstream, credentials, options=CHANNEL_OPTIONS)
+    async with upstream as channel:
         load, source = schema_loader(config, channel)
         # A descriptor set must load at start; reflection may wait for its upstream.
         peers = group.all_serving if group is not None else None
@@ -83,13 +149,20 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, follower.trigger, "SIGHUP")
+        reload_on_sighup(tls, follower)
         server = await start_in_background(
-            app, config.listen, "--listen", reuse_port=group is not None
+            app,
+            config.listen,
+            "--listen",
+            limits=limits,
+            tls=tls.context if tls is not None else None,
+            reuse_port=group is not None,
         )
         following = asyncio.create_task(follower.run())
+        scheme = "HTTPS" if tls is not None else "HTTP"
         print(
-            f"checkpoint-rest-bridge: serving HTTP on {host}:{port}, upstream {config.upstream}",
+            f"checkpoint-rest-bridge: serving {scheme} on {host}:{port}, "
+            f"upstream {config.upstream}",
             flush=True,
         )
         if group is not None:
@@ -110,19 +183,10 @@ async def serve(config: BridgeConfig, group: WorkerGroup | None = None) -> None:
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """`--workers N`: fix the ports, then run N bridges on them."""
-    held, overrides = [], []
-    for flag, address in (("--listen", args.listen), ("--metrics-listen", args.metrics_listen)):
-        if address:
-            concrete, sock = reserve(address)
-            held.append(sock)
-            overrides += [flag, concrete]
-    command = [sys.executable, "-m", "rest_bridge", *argv, *overrides]
-    try:
-        return Supervisor(command, worker_count(args.workers), STOP_GRACE, PROG).run()
-    finally:
-        for sock in held:
-            sock.close()
+    """`--workers N`: N bridges on the same ports."""
+    addresses = (("--listen", args.listen), ("--metrics-listen", args.metrics_listen))
+    count = worker_count(args.workers)
+    return run_workers("rest_bridge", argv, addresses, count=count, grace=STOP_GRACE, name=PROG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cors_origins=args.cors_origins,
     )
     try:
-        asyncio.run(serve(config, WorkerGroup.from_environment()))
+        limits, tls = edge_limits(args), http_tls(args)
+        group = WorkerGroup.from_environment()
+        asyncio.run(serve(config, group, upstream_credentials(args), limits, tls))
     except (SchemaError, RouteError, ValueError, RuntimeError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,11 @@ DEFAULT_UPSTREAM = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_IN_FLIGHT = 512
+DEFAULT_MAX_HEADER_BYTES = 16 << 10
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 1000
+KEEP_ALIVE_SECONDS = 5.0
+"""An idle kept-alive connection (HTTP/1.1, or HTTP/2 without open streams) closes after this."""
 
 
 @dataclass(frozen=True, slots=True)

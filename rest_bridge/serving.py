@@ -1,5 +1,5 @@
-"""How the bridge is served: uvicorn's settings, who owns the signals, binding the listener, and
-keeping even HTTP parser errors in the contract's error envelope.
+"""How the bridge is served: uvicorn's settings behind the edge (limits, TLS, HTTP/2), who owns
+the signals, and binding the listener.
 
 One place for all of it, whichever process serves the bridge: `checkpoint-rest-bridge`,
 `checkpoint-server serve --rest-listen`, or `make bench`'s constant-JSON baseline.
@@ -10,33 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-# A request the HTTP parser cannot read never reaches the app; uvicorn would answer it in plain
-# text. The status stays 400 (the request is not HTTP), the body is the envelope.
-MALFORMED_BODY = b'{"error":{"code":"invalid_argument","message":"malformed HTTP request"}}'
-
-
-class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, answering unparseable requests with the JSON envelope."""
-
-    def send_400_response(self, msg: str) -> None:
-        # Overrides uvicorn's plain-text answer (HttpToolsProtocol.send_400_response).
-        head = [
-            b"HTTP/1.1 400 Bad Request\r\n",
-            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
-            b"content-type: application/json\r\n",
-            b"content-length: " + str(len(MALFORMED_BODY)).encode("ascii") + b"\r\n",
-            b"connection: close\r\n\r\n",
-        ]
-        self.transport.write(b"".join(head) + MALFORMED_BODY)
-        self.transport.close()
+from rest_bridge.edge import edge_protocol
+from rest_bridge.edge_io import EdgeLimits
 
 
 class ManagedServer(uvicorn.Server):
@@ -51,8 +34,19 @@ class ManagedServer(uvicorn.Server):
         yield
 
 
-def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    """The ASGI server settings of the bridge."""
+def uvicorn_config(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    limits: EdgeLimits | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> uvicorn.Config:
+    """The ASGI server settings of the bridge: uvicorn behind the edge (rest_bridge.edge).
+
+    TLS is the edge's (its handshake is bounded by the header timeout), so uvicorn's own ssl
+    settings stay off; limits and tls belong to this one listener.
+    """
+    limits = limits or EdgeLimits()
     return uvicorn.Config(
         app,
         host=host,
@@ -62,7 +56,8 @@ def uvicorn_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         log_level=None,
         access_log=False,
-        http=EnvelopeHttpToolsProtocol,
+        http=edge_protocol(limits, tls),
+        timeout_keep_alive=int(limits.keep_alive),
         # No WebSocket: an upgrade request is served as plain HTTP (a 404/405 envelope).
         ws="none",
         lifespan="off",
@@ -130,7 +125,13 @@ def bind(listen: str, flag: str, reuse_port: bool = False) -> socket.socket:
 
 
 async def start_in_background(
-    app: ASGIApp, listen: str, flag: str, reuse_port: bool = False
+    app: ASGIApp,
+    listen: str,
+    flag: str,
+    *,
+    limits: EdgeLimits | None = None,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
 ) -> BackgroundServer:
     """Serve app on listen (port 0 picks a free one) from this event loop, once it accepts.
 
@@ -139,7 +140,7 @@ async def start_in_background(
     """
     sock = bind(listen, flag, reuse_port)
     host, port = split_listen(listen, flag)[0], int(sock.getsockname()[1])
-    server = ManagedServer(uvicorn_config(app, host, port))
+    server = ManagedServer(uvicorn_config(app, host, port, limits, tls))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{host}:{port}")
     started = time.monotonic()
     while not server.started:

@@ -238,3 +238,33 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def run_workers(
+    module: str,
+    argv: Sequence[str],
+    addresses: Sequence[tuple[str, str]],
+    *,
+    count: int,
+    grace: float,
+    name: str,
+) -> int:
+    """Run `python -m module argv` count times on the same ports: each (flag, HOST:PORT) of
+    addresses that is set is bound here first and passed on with its concrete port.
+
+    Raises:
+        RuntimeError: an address is not HOST:PORT or cannot be bound.
+    """
+    held: list[socket.socket] = []
+    overrides: list[str] = []
+    try:
+        for flag, address in addresses:
+            if address:
+                concrete, sock = reserve(address)
+                held.append(sock)
+                overrides += [flag, concrete]
+        command = [sys.executable, "-m", module, *argv, *overrides]
+        return Supervisor(command, count, grace, name).run()
+    finally:
+        for sock in held:
+            sock.close()

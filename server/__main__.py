@@ -9,37 +9,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from checkpoint.v1 import checkpoint_pb2 as pb
-from prometheus_client import CollectorRegistry
 
 from checkpoint_prometheus import new_registry, serve_metrics
-from rest_bridge.app import create_app
-from rest_bridge.codec import Codec, DecodeError
+from rest_bridge.codec import DecodeError
 from rest_bridge.config import BridgeConfig
-from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
+from rest_bridge.data_file import read_messages
+from rest_bridge.edge_io import EdgeLimits
+from rest_bridge.edge_options import edge_limits, edge_options, optional_path, tls_options
+from rest_bridge.embedded import serve_embedded
 from rest_bridge.logs import LOG_OPTIONS, setup_logging
-from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.options import CORS_ORIGIN, Option, add_options
-from rest_bridge.routes import RouteError
-from rest_bridge.serving import BackgroundServer, start_in_background
+from rest_bridge.tls import ServeTls, read_serve_tls
 from rest_bridge.tracing import setup_tracing
 from rest_bridge.workers import (
     SHARED_DIR_ENV,
-    Supervisor,
     WorkerGroup,
     in_worker,
-    reserve,
+    run_workers,
     worker_count,
 )
-from server.app import RunningServer, create_server
+from server.app import create_server
 from server.config import (
     DEFAULT_DATABASE,
     DEFAULT_DB_POOL_SIZE,
@@ -150,6 +148,16 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     ),
     *LOG_OPTIONS,
     CORS_ORIGIN,
+    *tls_options("CHECKPOINT_", "gRPC and --rest-listen"),
+    Option(
+        "--tls-client-ca",
+        "PEM CA certificate(s): the gRPC port then requires client certificates it signed (mTLS); "
+        "needs --tls-cert; re-read on SIGHUP",
+        env="CHECKPOINT_TLS_CLIENT_CA",
+        default="",
+        type=optional_path,
+    ),
+    *edge_options("CHECKPOINT_INPROCESS_REST_", "the --rest-listen port"),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -198,40 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_rest(
-    listen: str,
-    running: RunningServer,
-    registry: CollectorRegistry | None,
-    cors_origins: tuple[str, ...] = (),
-) -> BackgroundServer:
-    """The REST bridge on listen, calling this server's guarded servicers in-process.
+@dataclass(frozen=True, slots=True)
+class Doors:
+    """What `serve` opens besides the gRPC port, and how (from the flags)."""
 
-    Raises:
-        RuntimeError: the bridge cannot be built or listen cannot be served.
-    """
-    config = BridgeConfig(listen=listen, cors_origins=cors_origins)
-    try:
-        schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
-        metrics = None if registry is None else BridgeMetrics(registry)
-        app = create_app(config, running.local_channel(), schema, metrics=metrics)
-    except (SchemaError, RouteError) as exc:
-        raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
-    return await start_in_background(
-        app, listen, "--rest-listen", reuse_port=running.config.reuse_port
-    )
+    rest_listen: str = ""
+    metrics_listen: str = ""
+    cors_origins: tuple[str, ...] = ()
+    limits: EdgeLimits | None = None
+    tls: ServeTls | None = None
+    group: WorkerGroup | None = None
+    """The worker group of --workers, None for a single process."""
 
 
-async def serve(
-    config: ServerConfig,
-    rest_listen: str = "",
-    group: WorkerGroup | None = None,
-    metrics_listen: str = "",
-    cors_origins: tuple[str, ...] = (),
-) -> None:
+async def serve(config: ServerConfig, doors: Doors) -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight.
+    SIGHUP re-reads the certificates.
 
     As one worker of a group (--workers), health is SERVING only while every worker serves.
     """
+    tls, group, metrics_listen = doors.tls, doors.group, doors.metrics_listen
     tokens = load_tokens(config.tokens_file)
     registry = new_registry() if metrics_listen else None
     metrics = None if registry is None else ServerMetrics(registry)
@@ -246,13 +240,22 @@ async def serve(
     store = open_store(config.database, config.db_pool_size)
     if metrics is not None:
         store = MeteredStore(store, metrics, backend_name(config.database))
-    running = await create_server(config, store, tokens, metrics)
+    credentials = tls.grpc.credentials if tls is not None else None
+    running = await create_server(config, store, tokens, metrics, credentials)
     host = config.listen.rsplit(":", 1)[0]
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     log.info("serving gRPC on %s:%s", host, running.port)
     rest = None
-    if rest_listen:
-        rest = await _serve_rest(rest_listen, running, registry, cors_origins)
+    if doors.rest_listen:
+        rest = await serve_embedded(
+            running.local_channel(),
+            BridgeConfig(listen=doors.rest_listen, cors_origins=doors.cors_origins),
+            flag="--rest-listen",
+            registry=registry,
+            limits=doors.limits,
+            tls=tls.http.context if tls is not None else None,
+            reuse_port=config.reuse_port,
+        )
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
         log.info("serving REST on %s:%s", rest.host, rest.port)
     if endpoint is not None:
@@ -261,6 +264,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
     if group is not None:
         group.mark(True)
     peers = group.all_serving if group is not None else None
@@ -288,21 +293,9 @@ def read_import_file(path: Path) -> list[pb.Checkpoint]:
         InvalidArgument: the file is not a JSON array of checkpoint objects.
     """
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc}") from exc
-    if not isinstance(entries, list):
-        raise InvalidArgument(f"{path}: expected a JSON array of checkpoints")
-    codec = Codec()
-    messages: list[pb.Checkpoint] = []
-    for index, entry in enumerate(entries):
-        message = pb.Checkpoint()
-        try:
-            codec.decode(entry, message, f"[{index}]")
-        except DecodeError as exc:
-            raise InvalidArgument(str(exc)) from exc
-        messages.append(message)
-    return messages
+        return read_messages(path, pb.Checkpoint, "checkpoints")
+    except DecodeError as exc:
+        raise InvalidArgument(str(exc)) from exc
 
 
 async def _import(database: str, path: Path) -> int:
@@ -315,30 +308,19 @@ async def _import(database: str, path: Path) -> int:
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """`serve --workers N`: fix the ports, migrate the store once, then run N workers.
+    """`serve --workers N`: migrate the store once, then run N workers on the same ports.
 
     Raises:
         RuntimeError: a listen address cannot be bound.
     """
-    held = []
-    overrides: list[str] = []
+    asyncio.run(_migrate(args.database))
     addresses = (
         ("--listen", args.listen),
         ("--rest-listen", args.rest_listen),
         ("--metrics-listen", args.metrics_listen),
     )
-    for flag, address in addresses:
-        if address:
-            concrete, sock = reserve(address)
-            held.append(sock)
-            overrides += [flag, concrete]
-    asyncio.run(_migrate(args.database))
-    command = [sys.executable, "-m", "server", *argv, *overrides]
-    try:
-        return Supervisor(command, worker_count(args.workers), args.grace, PROG).run()
-    finally:
-        for sock in held:
-            sock.close()
+    count = worker_count(args.workers)
+    return run_workers("server", argv, addresses, count=count, grace=args.grace, name=PROG)
 
 
 async def _migrate(database: str) -> None:
@@ -374,10 +356,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shared_buckets=Path(shared) / "ratelimit" if shared else None,
                 reuse_port=group is not None,
             )
+            tls = read_serve_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
+            doors = Doors(
+                rest_listen=args.rest_listen,
+                metrics_listen=args.metrics_listen,
+                cors_origins=args.cors_origins,
+                limits=edge_limits(args),
+                tls=tls,
+                group=group,
+            )
             try:
-                asyncio.run(
-                    serve(config, args.rest_listen, group, args.metrics_listen, args.cors_origins)
-                )
+                asyncio.run(serve(config, doors))
             finally:
                 stop_tracing()  # exports the spans still buffered
         elif args.command == "token":
@@ -391,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             count = asyncio.run(_import(args.database, args.file))
             print(f"imported {count} checkpoint(s) into {redact_url(args.database)}")
-    except (TokensFileError, CheckpointError, RuntimeError) as exc:
+    except (TokensFileError, CheckpointError, RuntimeError, ValueError) as exc:
         print(f"checkpoint-server: error: {exc}", file=sys.stderr)
         return 2
     return 0

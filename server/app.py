@@ -98,9 +98,11 @@ async def create_server(
     store: Store,
     tokens: Mapping[str, TokenRecord],
     metrics: ServerMetrics | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
     """A started gRPC server bound to config.listen (port 0 picks a free port), its calls
-    counted in metrics when given.
+    counted in metrics when given, with TLS when credentials are given (the entry module
+    builds them from the certificate flags).
 
     Raises:
         RuntimeError: the address cannot be bound.
@@ -128,7 +130,10 @@ async def create_server(
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:
-        port = server.add_insecure_port(config.listen)
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
     except RuntimeError as exc:
         raise RuntimeError(f"cannot listen on {config.listen}: {exc}") from exc
     await server.start()

@@ -59,10 +59,7 @@ OPERATIONS = (
 class MeteredStore:
     def __init__(self, store: Store, metrics: ServerMetrics, backend: str) -> None:
         self._store = store
-        self._seconds = {
-            op: metrics.store_seconds.labels(op, backend)
-            for op in OPERATIONS
-        }
+        self._seconds = {op: metrics.store_seconds.labels(op, backend) for op in OPERATIONS}
         self._errors = metrics.store_errors
         self._backend = backend
 

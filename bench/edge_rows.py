@@ -1,0 +1,104 @@
+"""The edge's rows of `make bench`: the bridge over HTTP/1.1, h2c and HTTPS, side by side.
+
+One server (plaintext gRPC) and two bridges in front of it, one plaintext (loaded with wrk over
+HTTP/1.1 and with h2load over h2c with prior knowledge) and one serving HTTPS with a certificate
+made by scripts/make_certs.sh (wrk over TLS 1.3, keep-alive). The three rows are measured one
+after another in the same process group, so their ratios compare the HTTP layer alone; the notes
+give h2c / HTTP/1.1 and HTTPS / HTTP/1.1 at each concurrency.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import procs
+from bench.seed import SeededStore
+
+if TYPE_CHECKING:
+    from bench.__main__ import Bench
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wait_tcp_https(proc: procs.Proc, url: str, ca: Path) -> None:
+    """Poll an https url (verified against ca) until it answers 200."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + procs.START_TIMEOUT
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as reply:  # noqa: S310
+                if reply.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        if proc.popen.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never answered 200\n{proc.tail()}")
+        time.sleep(0.1)
+
+
+def measure(bench: Bench, small: SeededStore, tokens: Path) -> None:
+    """The three rows and their ratios (see the module docstring)."""
+    from bench.__main__ import Target, _serve
+
+    s = bench.settings
+    certs = s.work_dir / "certs"
+    subprocess.run(
+        ["bash", str(REPO / "scripts/make_certs.sh"), str(certs)], check=True, timeout=60
+    )
+    server, address, _ = _serve("server-edge", small.url, tokens, s.work_dir, rest=False)
+    plain_port, tls_port = procs.free_port(), procs.free_port()
+    bridge = procs.script("checkpoint-rest-bridge")
+    plain = procs.start(
+        "bridge-plain",
+        [bridge, "--listen", f"127.0.0.1:{plain_port}", "--upstream", address],
+        s.work_dir,
+    )
+    tls = procs.start(
+        "bridge-tls",
+        [
+            *(bridge, "--listen", f"127.0.0.1:{tls_port}", "--upstream", address),
+            *("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key")),
+        ],
+        s.work_dir,
+    )
+    try:
+        plain.wait_http(f"http://127.0.0.1:{plain_port}/readyz")
+        _wait_tcp_https(tls, f"https://127.0.0.1:{tls_port}/readyz", certs / "ca.pem")
+        path = f"/v1/checkpoints/{small.sample_id}"
+        rows = {
+            "edge-http1": bench.measure(
+                "edge-http1",
+                "REST by id, bridge, HTTP/1.1 (wrk)",
+                "rest",
+                Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain]),
+            ),
+            "edge-h2c": bench.measure(
+                "edge-h2c",
+                "REST by id, bridge, h2c prior knowledge (h2load -m 1)",
+                "rest",
+                Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain], h2c=True),
+            ),
+            "edge-tls": bench.measure(
+                "edge-tls",
+                "REST by id, bridge, HTTPS TLS 1.3 (wrk)",
+                "rest",
+                Target(f"https://127.0.0.1:{tls_port}{path}", [server, tls]),
+            ),
+        }
+    finally:
+        tls.stop()
+        plain.stop()
+        server.stop()
+    base = rows["edge-http1"].results
+    for key, what in (("edge-h2c", "h2c / HTTP/1.1"), ("edge-tls", "HTTPS / HTTP/1.1")):
+        ratios = ", ".join(
+            f"c={c}: {result.rps / base[c].rps:.2f}" for c, result in rows[key].results.items()
+        )
+        bench.notes.append(f"bridge req/s, {what}: {ratios}")

@@ -1,0 +1,365 @@
+"""HTTP/2 on the bridge's listeners (h2c with prior knowledge, h2 by ALPN), served to the ASGI app.
+
+uvicorn speaks HTTP/1.1 only, so the edge hands a connection that opens with the HTTP/2 preface
+(or negotiated h2) to this protocol: the `h2` library does the framing, HPACK and flow control;
+this module maps each stream to one ASGI http scope, as uvicorn does for HTTP/1.1 (same path and
+raw_path rules, same app, same envelopes). Limits as on HTTP/1.1: a header list over
+--max-header-bytes is answered 431 with the envelope on its stream (one far over it closes the
+connection in the HPACK decoder), the first request must arrive within --header-timeout, and a
+connection without open streams closes after the keep-alive time with GOAWAY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from uvicorn.server import ServerState
+
+from rest_bridge.edge_io import EdgeLimits, Slot
+from rest_bridge.envelope import JSON_TYPE
+from rest_bridge.status import ApiError
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 100
+"""SETTINGS_MAX_CONCURRENT_STREAMS: as many requests at once per connection."""
+HEADER_ENTRY_OVERHEAD = 32
+"""What HPACK (RFC 7541 section 4.1) adds per header when sizing a header list."""
+_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+"""Connection-specific response headers HTTP/2 forbids (RFC 9113 section 8.2.2)."""
+MALFORMED = ApiError.invalid("malformed HTTP request", http_status=400)
+INTERNAL = ApiError(grpc.StatusCode.INTERNAL, "internal error")
+
+ASGIApp = Callable[..., Any]
+
+
+class _Stream:
+    """One request: its body as it arrives, and whether the client still wants the answer."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.chunks: list[bytes] = []
+        self.pending = 0
+        """Flow-controlled bytes received but not yet handed to the app (acknowledged then)."""
+        self.ended = False
+        self.body_done = False
+        self.reset = False
+        self.started: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self.headers_sent = False
+        self.complete = False
+        self.event = asyncio.Event()
+
+
+class Http2Protocol(asyncio.Protocol):
+    def __init__(
+        self,
+        app: ASGIApp,
+        server_state: ServerState,
+        limits: EdgeLimits,
+        slot: Slot,
+        head_deadline: float,
+    ) -> None:
+        self.app, self.server_state, self.limits, self.slot = app, server_state, limits, slot
+        self.loop = asyncio.get_running_loop()
+        # Outbound headers are the app's (already lowercase, connection headers dropped here):
+        # h2's per-header checks on them cost ~10 % of a request and can find nothing.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        self.conn = h2.connection.H2Connection(config=config)
+        self.streams: dict[int, _Stream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.scheme = "http"
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.closing = False
+        self._window = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._timer: asyncio.TimerHandle | None = self.loop.call_at(head_deadline, self._idle)
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError("HTTP/2 needs a stream transport")
+        self.transport = transport
+        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
+            },
+        )
+        self.conn.initiate_connection()
+        # A list twice the limit still decodes (and gets its 431); beyond that HPACK refuses it.
+        self.conn.decoder.max_header_list_size = 2 * self.limits.max_header_bytes
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        self._cancel_timer()
+        self.slot.release()
+        for stream in self.streams.values():
+            stream.reset = True
+            stream.event.set()
+        self._window.set()
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self._flush()
+            self._close()
+            return
+        for event in events:
+            self._on_event(event)
+        self._flush()
+
+    def eof_received(self) -> bool:
+        return False
+
+    # uvicorn's server calls this on its connections at graceful shutdown.
+    def shutdown(self) -> None:
+        self.closing = True
+        self.conn.close_connection()
+        self._flush()
+        if not self.streams:
+            self._close()
+
+    # events
+
+    def _on_event(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._on_request(event.stream_id, event.headers or [])
+        elif isinstance(event, h2.events.DataReceived):
+            self._on_data(event)
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.ended = True
+                stream.event.set()
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.reset = True
+                stream.event.set()
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            self._window.set()
+            self._window = asyncio.Event()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._close()
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream = self.streams.get(event.stream_id or 0)
+        size = event.flow_controlled_length or 0
+        if stream is None or stream.body_done or stream.complete:
+            self._acknowledge(event.stream_id or 0, size)
+            return
+        stream.chunks.append(event.data or b"")
+        stream.pending += size
+        stream.event.set()
+
+    def _on_request(self, stream_id: int | None, headers: list[Any]) -> None:
+        self._cancel_timer()
+        if stream_id is None or self.closing:
+            return
+        stream = _Stream(stream_id)
+        self.streams[stream_id] = stream
+        size = sum(len(n) + len(v) + HEADER_ENTRY_OVERHEAD for n, v in headers)
+        if size > self.limits.max_header_bytes:
+            error = ApiError.invalid(
+                f"request head larger than {self.limits.max_header_bytes} bytes", http_status=431
+            )
+            self._spawn(stream, _answer(error))
+            return
+        scope = self._scope(headers)
+        self._spawn(stream, self.app if scope is not None else _answer(MALFORMED), scope)
+
+    def _scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
+        pseudo = {n: v for n, v in headers if n.startswith(b":")}
+        regular = [(n, v) for n, v in headers if not n.startswith(b":")]
+        target, authority = pseudo.get(b":path", b""), pseudo.get(b":authority")
+        try:
+            method = pseudo[b":method"].decode("ascii")
+            raw_path, _, query = target.partition(b"?")
+            path = raw_path.decode("ascii")
+        except (KeyError, UnicodeDecodeError):
+            return None
+        if not path.startswith("/"):
+            return None
+        if authority is not None and not any(n == b"host" for n, _ in regular):
+            regular.insert(0, (b"host", authority))
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "2",
+            "method": method,
+            "scheme": self.scheme,
+            "path": urllib.parse.unquote(path) if "%" in path else path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": "",
+            "headers": regular,
+            "client": self.client,
+            "server": self.server,
+            "state": {},
+        }
+
+    def _spawn(self, stream: _Stream, app: ASGIApp, scope: dict[str, Any] | None = None) -> None:
+        task = self.loop.create_task(self._run(stream, app, scope or {"type": "http"}))
+        self.server_state.tasks.add(task)
+        task.add_done_callback(self.server_state.tasks.discard)
+
+    async def _run(self, stream: _Stream, app: ASGIApp, scope: dict[str, Any]) -> None:
+        self.server_state.total_requests += 1
+
+        async def receive() -> dict[str, Any]:
+            return await self._receive(stream)
+
+        async def send(message: dict[str, Any]) -> None:
+            await self._send(stream, message)
+
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            log.exception("unexpected error in the ASGI app on an HTTP/2 stream")
+            if stream.started is None and not stream.reset:
+                await _answer(INTERNAL)(scope, receive, send)
+        finally:
+            if not stream.complete and not stream.reset and self._open():
+                self.conn.reset_stream(stream.id)
+                self._flush()
+            self.streams.pop(stream.id, None)
+            if not self.streams:
+                if self.closing:
+                    self._close()
+                elif self._open():
+                    self._timer = self.loop.call_later(self.limits.keep_alive, self._idle)
+
+    async def _receive(self, stream: _Stream) -> dict[str, Any]:
+        while True:
+            if stream.reset:
+                return {"type": "http.disconnect"}
+            if stream.chunks:
+                body, stream.chunks = b"".join(stream.chunks), []
+                self._acknowledge(stream.id, stream.pending)
+                stream.pending = 0
+                stream.body_done = stream.ended
+                return {"type": "http.request", "body": body, "more_body": not stream.ended}
+            if stream.ended and not stream.body_done:
+                stream.body_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            stream.event.clear()
+            await stream.event.wait()
+
+    async def _send(self, stream: _Stream, message: dict[str, Any]) -> None:
+        if stream.reset or stream.complete or not self._open():
+            return
+        if message["type"] == "http.response.start":
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])]
+            stream.started = (int(message["status"]), headers)
+            return
+        if message["type"] != "http.response.body" or stream.started is None:
+            return
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if not stream.headers_sent:
+            status, headers = stream.started
+            head = [(b":status", str(status).encode())]
+            head += [(n, v) for n, v in self.server_state.default_headers if n == b"date"]
+            head += [h for h in headers if h[0] not in _DROPPED]
+            self.conn.send_headers(stream.id, head, end_stream=not body and not more)
+            stream.headers_sent = True
+        elif not body and not more:
+            self.conn.end_stream(stream.id)
+        while body:
+            window = min(self.conn.local_flow_control_window(stream.id), len(body))
+            window = min(window, self.conn.max_outbound_frame_size)
+            if window <= 0:
+                await self._window.wait()
+                if stream.reset or not self._open():
+                    return
+                continue
+            chunk, body = body[:window], body[window:]
+            self.conn.send_data(stream.id, chunk, end_stream=not body and not more)
+            self._flush()
+            await self._writable.wait()
+        stream.complete = not more
+        self._flush()
+
+    # plumbing
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if size and self._open():
+            try:
+                self.conn.acknowledge_received_data(size, stream_id)
+            except h2.exceptions.ProtocolError:
+                return
+            self._flush()
+
+    def _open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self._open() and self.transport is not None:
+            self.transport.write(data)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle(self) -> None:
+        self._timer = None
+        if not self.streams and self._open():
+            self.conn.close_connection()
+            self._flush()
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None
+
+
+def _answer(error: ApiError) -> ASGIApp:
+    """An ASGI app answering error's envelope (for requests the app never sees)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers, body = error.render()
+        raw = [(n.lower().encode(), v.encode()) for n, v in headers.items()]
+        raw.append((b"content-type", JSON_TYPE.encode()))
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": error.status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
