@@ -38,6 +38,7 @@ from server.config import (
     ServerConfig,
 )
 from server.errors import CheckpointError, InvalidArgument
+from server.grpc_limits import LIMIT_FLAGS, limits_from
 from server.importer import import_checkpoints, validate_entries
 from server.store import open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
@@ -115,6 +116,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         env="CHECKPOINT_MAX_CONCURRENT_RPCS",
         default=DEFAULT_MAX_CONCURRENT_RPCS,
         type=int,
+    ),
+    *(
+        Option(r.flag, r.help, env=r.env, default=r.default, type=r.type, extra={"dest": r.field})
+        for r in LIMIT_FLAGS
     ),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
@@ -256,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate_limit_store=args.rate_limit_store,
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
+                limits=limits_from(vars(args)),
             )
             asyncio.run(serve(config, args.rest_listen))
         elif args.command == "token":

@@ -48,7 +48,7 @@ class RunningServer:
         """
         local = LocalChannel(
             [self.guard],
-            max_message_bytes=self.config.max_message_bytes,
+            max_message_bytes=self.config.limits.max_message_bytes,
             max_concurrent_rpcs=self.config.max_concurrent_rpcs,
         )
         svc_grpc.add_CheckpointServiceServicer_to_server(self.servicer, local.as_server())
@@ -93,11 +93,7 @@ async def create_server(
     server = grpc.aio.server(
         interceptors=[guard],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
+        options=[*config.limits.channel_options(), ("grpc.so_reuseport", 0)],
     )
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))
     servicer = CheckpointServicer(store, pages)
