@@ -55,7 +55,9 @@ def decode(value: Any, msg: Message, desc: Descriptor) -> None:
         return
     try:
         json_format.ParseDict(value, msg)
-    except (json_format.ParseError, TypeError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError) as exc:
+        # OverflowError: json_format turns a Duration's fraction into a float and multiplies
+        # ("1.4e+38000s" is Infinity nanoseconds), found by the codec fuzzer.
         raise ValueError(str(exc)) from exc
 
 

@@ -8,7 +8,7 @@ import math
 import struct
 
 import pytest
-from google.protobuf import field_mask_pb2, struct_pb2, wrappers_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from rest_bridge import scalars
@@ -87,3 +87,11 @@ def test_camel_case_mask_paths_split_at_every_capital() -> None:
     mask = field_mask_pb2.FieldMask()
     Codec().decode("uuxsyjQG,displayName,a.bC", mask, "update_mask")
     assert list(mask.paths) == ["uuxsyj_q_g", "display_name", "a.b_c"]
+
+
+@pytest.mark.parametrize("text", ["3155760003.4028235e+38000s", "1.5e999s", "-0.1e400s"])
+def test_duration_with_an_overflowing_fraction_is_refused(text: str) -> None:
+    """regression-duration-fraction-overflow (found by the codec fuzzer): json_format raised
+    OverflowError for such a Duration, a 500; it is a DecodeError naming the field."""
+    with pytest.raises(DecodeError, match=r"^within: must be a duration"):
+        Codec().decode(text, duration_pb2.Duration(), "within")
