@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fuzz import targets
 from tests.fuzz.targets import TARGETS
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -53,3 +54,18 @@ def test_the_codec_target_reports_an_unexpected_exception(monkeypatch: pytest.Mo
     monkeypatch.setattr("tests.fuzz.targets.parse_json", broken)
     with pytest.raises(OverflowError):
         TARGETS["codec"](b"{}\x0a")
+
+
+def test_an_expired_client_deadline_is_the_one_allowed_5xx() -> None:
+    """regression-zero-grpc-timeout-is-504 (found by the app fuzzer): Grpc-Timeout: 0S is 504
+    deadline_exceeded per the status table, which the target allows only when the client set
+    that deadline; without the header the same request is a 200."""
+    TARGETS["app"]((CORPUS / "app" / "regression-zero-grpc-timeout-is-504").read_bytes())
+    app, loop = targets._app()
+    for headers, status in (([(b"grpc-timeout", b"0S")], 504), ([], 200)):
+        answer = loop.run_until_complete(
+            targets._serve(
+                app, method="GET", raw_path=b"/v1/search", query=b"", headers=headers, body=b""
+            )
+        )
+        assert answer[0] == status
