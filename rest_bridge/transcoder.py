@@ -149,7 +149,13 @@ class Transcoder:
         too_large = ApiError.invalid(
             f"request body is larger than the limit of {self._max_body} bytes", http_status=413
         )
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+        # isascii: str.isdigit() is true for "²", which int() refuses (found by the app fuzzer).
+        if (
+            declared
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self._max_body
+        ):
             raise too_large
         chunks: list[bytes] = []
         size = 0

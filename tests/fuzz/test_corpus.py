@@ -69,3 +69,17 @@ def test_an_expired_client_deadline_is_the_one_allowed_5xx() -> None:
             )
         )
         assert answer[0] == status
+
+
+def test_a_content_length_with_a_non_ascii_digit_is_not_a_500() -> None:
+    """regression-content-length-superscript-digit (found by the app fuzzer): "99²0" passed
+    str.isdigit() and crashed int() with a 500; the body is now simply read and served."""
+    TARGETS["app"]((CORPUS / "app" / "regression-content-length-superscript-digit").read_bytes())
+    app, loop = targets._app()
+    headers = [(b"content-length", "99\u00b20".encode("latin-1"))]
+    status, _ = loop.run_until_complete(
+        targets._serve(
+            app, method="POST", raw_path=b"/v1/all", query=b"", headers=headers, body=b"{}"
+        )
+    )
+    assert status == 200
