@@ -12,7 +12,7 @@ PROTO_OUT := protos/checkpoint/v1
 PROTOS := $(wildcard $(PROTO_OUT)/*.proto)
 RUN_DIR ?= .run
 
-.PHONY: help setup generate check-generated lint test test-services check run bench clean
+.PHONY: help setup generate check-generated lint test test-services check run bench fuzz clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -71,5 +71,15 @@ bench: setup ## Load the real processes with wrk and h2load; prints and saves th
 
 BENCH_ARGS ?=
 
+fuzz: setup ## Run every atheris fuzz target for FUZZ_SECONDS each (seeds: tests/fuzz/corpus).
+	@for target in codec path query transcoder app; do \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python -m tests.fuzz.run $$target -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=tests/fuzz/json.dict -print_final_stats=1 $(FUZZ_ARGS); \
+	done
+
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+
 clean: ## Remove the virtualenv, caches and demo data.
-	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(RUN_DIR) .fuzz .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -98,8 +98,7 @@ async def serve_grpc(listen: str) -> None:
     server = grpc.aio.server(
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
+            *config.limits.channel_options(),
             ("grpc.so_reuseport", 0),
         ],
     )

@@ -5,21 +5,24 @@ forms of the google.protobuf types. The deviations from proto3 JSON:
 
 1. Field names are the proto names (display_name), and every field without presence is
    emitted, zero values included; unset message fields render as their zero-valued message
-   (null for well-known types and for recursive types, which have no finite zero value).
+   (null for well-known types and for recursive types, which have no finite zero value; an
+   unset google.protobuf.Value is left out, since null is one of its values).
 2. FieldMask paths are proto names too ("display_name,state"); lowerCamelCase is accepted.
 3. 64-bit integers are JSON numbers, not strings; input accepts a number or a numeric string.
 4. Enums are their lowercase value name without the type prefix (CHECKPOINT_STATE_READY ->
-   "ready"); the zero ("unspecified") value is never emitted. Input accepts the short name, the
-   full name (in any letter case) or the number.
+   "ready"); a singular field at the zero ("unspecified") value is left out, while a list
+   element or map value at zero is written as its short name ("unspecified"), so no list
+   changes length. Input accepts the short name, the full name (in any letter case) or the
+   number (see rest_bridge.enums).
+
+Scalars (ranges, 32-bit rounding, surrogates) are rest_bridge.scalars: a value protobuf cannot
+hold exactly is refused, never bent.
 
 Timestamps are RFC 3339 in UTC ("Z"), as json_format writes them.
 """
 
 from __future__ import annotations
 
-import base64
-import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,27 +30,21 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from rest_bridge import well_known
+from rest_bridge import scalars, well_known
 from rest_bridge.descriptors import (
     descriptor_of,
-    encodable,
     enum_of,
-    enum_short_name,
     find_field,
     is_map,
     is_well_known,
     message_of,
 )
+from rest_bridge.enums import EnumNames
+from rest_bridge.scalars import DecodeError
+
+__all__ = ["Codec", "DecodeError"]
 
 Encoder = Callable[[Any], Any]
-
-
-class DecodeError(ValueError):
-    """JSON that does not fit the message; str(error) is a message for people."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class Codec:
@@ -56,7 +53,7 @@ class Codec:
         """Render enums as their numbers ($alt=json;enum-encoding=int); input is unchanged."""
         self._encoders: dict[str, Encoder] = {}
         self._zero: dict[str, Any] = {}
-        self._enum_inputs: dict[str, dict[str, int]] = {}
+        self._enums = EnumNames()
 
     # -- encoding --------------------------------------------------------------------------
 
@@ -72,6 +69,11 @@ class Codec:
         return found
 
     def _compile(self, desc: Descriptor) -> Encoder:
+        if desc.full_name in well_known.WRAPPERS:
+            # The wrapped value is written exactly as a field of its kind would be.
+            value = self._single(desc.fields_by_name["value"])
+            self._encoders[desc.full_name] = lambda m: value(m.value)
+            return self._encoders[desc.full_name]
         if is_well_known(desc):
             encoder = well_known.encoder(desc)
             self._encoders[desc.full_name] = encoder
@@ -84,9 +86,9 @@ class Codec:
                 if mode == _ALWAYS:
                     out[name] = encode(getattr(msg, name))
                 elif mode == _ENUM:
-                    value = encode(getattr(msg, name))
-                    if value is not None:
-                        out[name] = value
+                    number = getattr(msg, name)
+                    if number:
+                        out[name] = encode(number)
                 elif msg.HasField(name):
                     out[name] = encode(getattr(msg, name))
                 elif zero is not _OMIT:
@@ -115,14 +117,9 @@ class Codec:
             )
         single = self._single(fld)
         if fld.is_repeated:
-            if fld.type == FieldDescriptor.TYPE_ENUM:
-                return (
-                    name,
-                    _ALWAYS,
-                    lambda vs: [e for v in vs if (e := single(v)) is not None],
-                    None,
-                )
             return (name, _ALWAYS, lambda values: [single(v) for v in values], None)
+        if _holds_null(fld):
+            return (name, _PRESENCE, single, _OMIT)  # null would read back as null_value
         if fld.type == FieldDescriptor.TYPE_MESSAGE and fld.containing_oneof is None:
             return (name, _PRESENCE, single, message_of(fld))
         if fld.has_presence:
@@ -157,19 +154,10 @@ class Codec:
             # Direct reference: a type being compiled is registered first, so recursion is fine.
             return self.encoder(message_of(fld))
         if kind == FieldDescriptor.TYPE_ENUM:
-            names: dict[int, str | int | None] = {
-                v.number: v.number
-                if self.enums_as_numbers
-                else enum_short_name(enum_of(fld), v.number)
-                for v in enum_of(fld).values
-            }
-            names[0] = None
-            return lambda number: names.get(number, number)
-        if kind == FieldDescriptor.TYPE_BYTES:
-            return lambda raw: base64.b64encode(raw).decode("ascii")
-        if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-            return _float
-        return _identity
+            if self.enums_as_numbers:  # $alt=json;enum-encoding=int
+                return _identity
+            return self._enums.writer(enum_of(fld))
+        return _SCALAR_WRITERS.get(kind, _identity)
 
     # -- decoding --------------------------------------------------------------------------
 
@@ -186,6 +174,10 @@ class Codec:
 
     def _decode_message(self, value: Any, msg: Message, path: str) -> None:
         desc = descriptor_of(msg)
+        if desc.full_name in well_known.WRAPPERS:
+            value_fld = desc.fields_by_name["value"]
+            setattr(msg, "value", self.scalar_from_json(value_fld, value, path or "value"))  # noqa: B010
+            return
         if is_well_known(desc):
             try:
                 well_known.decode(value, msg, desc)
@@ -201,7 +193,7 @@ class Codec:
             if fld is None:
                 raise DecodeError(f"{sub}: unknown field", sub)
             sub = f"{path}.{fld.name}" if path else fld.name
-            if item is None:
+            if item is None and not _holds_null(fld):
                 continue  # proto3 JSON: null means the default value
             if fld.containing_oneof is not None:
                 other = oneofs.setdefault(fld.containing_oneof.name, fld.name)
@@ -242,19 +234,13 @@ class Codec:
         """A JSON scalar as the Python value of a non-message field.
 
         Raises:
-            DecodeError: wrong JSON type or out of range.
+            DecodeError: wrong JSON type, out of range, or not exactly representable.
         """
         kind = fld.type
-        if kind in _INT_RANGES:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise DecodeError(f"{path}: {_int_problem(kind)}", path)
-            if isinstance(value, str):
-                return self.scalar_from_text(fld, value, path)
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise DecodeError(f"{path}: {_int_problem(kind)}", path)
-                value = int(value)
-            return _check_range(kind, value, path)
+        if kind in scalars.INT_RANGES:
+            return scalars.integer_from_json(kind, value, path)
+        if kind in scalars.FLOATS:
+            return scalars.float_from_json(kind, value, path)
         if kind == FieldDescriptor.TYPE_BOOL:
             if not isinstance(value, bool):
                 raise DecodeError(f"{path}: must be true or false", path)
@@ -265,12 +251,6 @@ class Codec:
             if not isinstance(value, str):
                 raise DecodeError(f"{path}: must be a string", path)
             return self.enum_number(enum_of(fld), value, path)
-        if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise DecodeError(f"{path}: must be a number", path)
-            if isinstance(value, str):
-                return self.scalar_from_text(fld, value, path)
-            return float(value)
         if not isinstance(value, str):
             raise DecodeError(f"{path}: must be a string", path)
         return self.scalar_from_text(fld, value, path)
@@ -282,32 +262,17 @@ class Codec:
             DecodeError: the text does not parse as the field's type.
         """
         kind = fld.type
-        if kind in _INT_RANGES:
-            if not _INTEGER.fullmatch(text):
-                raise DecodeError(f"{path}: {_int_problem(kind)}", path)
-            return _check_range(kind, int(text), path)
+        if kind in scalars.INT_RANGES:
+            return scalars.integer_from_text(kind, text, path)
+        if kind in scalars.FLOATS:
+            return scalars.float_from_text(kind, text, path)
         if kind == FieldDescriptor.TYPE_BOOL:
-            lowered = text.lower()
-            if lowered not in _BOOLS:
-                raise DecodeError(f"{path}: must be true or false", path)
-            return _BOOLS[lowered]
+            return scalars.bool_from_text(text, path)
         if kind == FieldDescriptor.TYPE_ENUM:
             return self.enum_number(enum_of(fld), text, path)
-        if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-            if text in _SPECIAL_FLOATS:
-                return _SPECIAL_FLOATS[text]
-            if not _FLOAT.fullmatch(text):
-                raise DecodeError(f"{path}: must be a number", path)
-            return float(text)
         if kind == FieldDescriptor.TYPE_BYTES:
-            try:
-                padded = text + "=" * (-len(text) % 4)
-                return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-            except ValueError as exc:
-                raise DecodeError(f"{path}: must be base64", path) from exc
-        if not text.isascii() and not encodable(text):
-            raise DecodeError(f"{path}: must be valid Unicode (it holds a lone surrogate)", path)
-        return text
+            return scalars.bytes_from_text(text, path)
+        return scalars.string_from_text(text, path)
 
     def enum_number(self, enum: EnumDescriptor, text: str, path: str) -> int:
         """The number for an enum given by short name, full name or number.
@@ -315,26 +280,7 @@ class Codec:
         Raises:
             DecodeError: no such value.
         """
-        inputs = self._enum_inputs.get(enum.full_name)
-        if inputs is None:
-            inputs = {}
-            for v in enum.values:
-                inputs[v.name] = v.number
-                inputs[str(v.number)] = v.number
-                short = enum_short_name(enum, v.number)
-                if short is not None and v.number != 0:
-                    inputs[short] = v.number
-            self._enum_inputs[enum.full_name] = inputs
-        # Names in another letter case ("READY", "Ready") are accepted too: input is lenient.
-        number = inputs.get(text)
-        if number is None:
-            number = inputs.get(text.lower(), inputs.get(text.upper()))
-        if number is not None:
-            return number
-        allowed = ", ".join(
-            n for v in enum.values if v.number != 0 and (n := enum_short_name(enum, v.number))
-        )
-        raise DecodeError(f"{_name(path)}: must be one of {allowed}", path)
+        return self._enums.number(enum, text, path)
 
 
 _OMIT = object()
@@ -350,34 +296,13 @@ def _is_singular_message(fld: FieldDescriptor) -> bool:
     )
 
 
-_INT_RANGES: dict[int, tuple[int, int]] = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-}
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
-_FLOAT = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-_SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
-
-
-def _int_problem(kind: int) -> str:
-    low, high = _INT_RANGES[kind]
-    return f"must be an integer from {low} to {high}"
-
-
-def _check_range(kind: int, value: int, path: str) -> int:
-    low, high = _INT_RANGES[kind]
-    if not low <= value <= high:
-        raise DecodeError(f"{path}: {_int_problem(kind)}", path)
-    return value
+def _holds_null(fld: FieldDescriptor) -> bool:
+    """True for a singular google.protobuf.Value field, where null is a value (null_value)."""
+    return (
+        fld.type == FieldDescriptor.TYPE_MESSAGE
+        and not fld.is_repeated
+        and message_of(fld).full_name == "google.protobuf.Value"
+    )
 
 
 def _name(path: str) -> str:
@@ -388,12 +313,11 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _float(value: float) -> Any:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+_SCALAR_WRITERS: dict[int, Encoder] = {
+    FieldDescriptor.TYPE_BYTES: scalars.bytes_to_json,
+    FieldDescriptor.TYPE_FLOAT: scalars.float32_to_json,
+    FieldDescriptor.TYPE_DOUBLE: scalars.float_to_json,
+}
 
 
 def _map_key(fld: FieldDescriptor) -> Callable[[Any], str]:

@@ -11,6 +11,7 @@ JSON keys present, as grpc-gateway does.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,10 +59,12 @@ def parse_query(raw: bytes) -> list[tuple[str, str]]:
 def parse_json(body: bytes) -> Any:
     """The JSON value of a request body.
 
-    Stricter than json.loads in three ways a protobuf JSON parser is too: the text must decode
+    Stricter than json.loads in the ways a protobuf JSON parser is too: the text must decode
     without lone surrogate code points (json.loads lets bytes through with "surrogatepass"), an
-    object may not repeat a key (the last one would silently win), and numbers beyond Python's
-    integer-conversion limit are a bad request, not a crash.
+    object may not repeat a key (the last one would silently win), numbers beyond Python's
+    integer-conversion limit or beyond a double (1e400, which json.loads makes Infinity) are a
+    bad request, not a crash or a silent change, and the bare NaN and Infinity json.loads
+    allows are not JSON.
 
     Raises:
         DecodeError: not JSON in UTF-8 (or UTF-16/32, as RFC 4627 allowed), or a duplicate key.
@@ -71,7 +74,12 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise DecodeError(f"request body is not valid JSON: {_short(exc)}") from exc
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_float=_finite,
+            parse_constant=_not_json,
+        )
     except RecursionError as exc:
         raise DecodeError("request body is nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, duplicate keys, the integer digit limit
@@ -88,6 +96,17 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"duplicate key {json.dumps(key)}")
             seen.add(key)
     return out
+
+
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if math.isinf(number):
+        raise ValueError(f"number {literal[:40]} is beyond the range of a double")
+    return number
+
+
+def _not_json(literal: str) -> Any:
+    raise ValueError(f'{literal} is not JSON (write it as a string: "{literal}")')
 
 
 def to_request(

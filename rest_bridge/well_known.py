@@ -1,7 +1,8 @@
 """The JSON forms of the google.protobuf types, apart from the codec that walks user messages.
 
-Timestamp, the 64-bit wrappers and FieldMask have the contract's own forms (see rest_bridge.codec,
-deviations 2 and 3); every other well-known type is left to `google.protobuf.json_format`.
+Timestamp and FieldMask have the contract's own forms (see rest_bridge.codec, deviation 2); the
+wrappers are read and written by the codec as fields of their kind (WRAPPERS: 64-bit ones as
+numbers, deviation 3); every other well-known type is left to `google.protobuf.json_format`.
 Stateless functions, so the codec can compile them into its encoders once.
 """
 
@@ -16,10 +17,14 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-_WRAPPERS_64 = frozenset({"google.protobuf.Int64Value", "google.protobuf.UInt64Value"})
+WRAPPERS = frozenset(
+    f"google.protobuf.{name}Value"
+    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
+)
+"""The wrapper types: the codec reads and writes their value as a field of its kind."""
 _FIELD_MASK = "google.protobuf.FieldMask"
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # naive on purpose: isoformat() then has no offset
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_CAMEL_HUMP = re.compile(r"(?<=[a-zA-Z0-9])([A-Z])")  # every capital after the first letter
 _PROBLEMS = {
     "google.protobuf.Timestamp": "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z",
     "google.protobuf.Duration": 'must be a duration in seconds with an "s" suffix, e.g. "1.5s"',
@@ -31,8 +36,6 @@ def encoder(desc: Descriptor) -> Callable[[Any], Any]:
     """The function that renders a message of this well-known type as JSON."""
     if desc.full_name == "google.protobuf.Timestamp":
         return _timestamp
-    if desc.full_name in _WRAPPERS_64:
-        return lambda m: int(m.value)
     if desc.full_name == _FIELD_MASK:
         # Proto field names, as everywhere in this API (not proto3 JSON's lowerCamelCase).
         return lambda m: ",".join(m.paths)
@@ -52,7 +55,9 @@ def decode(value: Any, msg: Message, desc: Descriptor) -> None:
         return
     try:
         json_format.ParseDict(value, msg)
-    except (json_format.ParseError, TypeError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError) as exc:
+        # OverflowError: json_format turns a Duration's fraction into a float and multiplies
+        # ("1.4e+38000s" is Infinity nanoseconds), found by the codec fuzzer.
         raise ValueError(str(exc)) from exc
 
 

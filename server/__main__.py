@@ -50,6 +50,7 @@ from server.config import (
     ServerConfig,
 )
 from server.errors import CheckpointError, InvalidArgument
+from server.grpc_limits import LIMIT_FLAGS, limits_from
 from server.importer import import_checkpoints, validate_entries
 from server.metered_store import MeteredStore, backend_name
 from server.metrics import ServerMetrics
@@ -158,6 +159,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         type=optional_path,
     ),
     *edge_options("CHECKPOINT_INPROCESS_REST_", "the --rest-listen port"),
+    *(
+        Option(r.flag, r.help, env=r.env, default=r.default, type=r.type, extra={"dest": r.field})
+        for r in LIMIT_FLAGS
+    ),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
     TOKENS,
@@ -355,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
                 shared_buckets=Path(shared) / "ratelimit" if shared else None,
                 reuse_port=group is not None,
+                limits=limits_from(vars(args)),
             )
             tls = read_serve_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
             doors = Doors(

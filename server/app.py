@@ -50,7 +50,7 @@ class RunningServer:
         """
         local = LocalChannel(
             [self.guard],
-            max_message_bytes=self.config.max_message_bytes,
+            max_message_bytes=self.config.limits.max_message_bytes,
             max_concurrent_rpcs=self.config.max_concurrent_rpcs,
         )
         svc_grpc.add_CheckpointServiceServicer_to_server(self.servicer, local.as_server())
@@ -117,8 +117,7 @@ async def create_server(
         interceptors=[guard],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
+            *config.limits.channel_options(),
             ("grpc.so_reuseport", 1 if config.reuse_port else 0),
         ],
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from server.grpc_limits import GrpcLimits
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DATABASE = "sqlite:///checkpoints.db"
@@ -12,7 +14,6 @@ DEFAULT_TOKENS = Path("tokens.json")
 DEFAULT_RATE_LIMIT = 100.0
 DEFAULT_RATE_BURST = 200
 DEFAULT_GRACE_SECONDS = 10.0
-DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_MAX_CONCURRENT_RPCS = 1000
 
 
@@ -30,7 +31,6 @@ class ServerConfig:
     """redis://... to share each token's bucket with every replica; empty keeps it local."""
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     """How long in-flight calls may run on after SIGTERM."""
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     """Calls handled at once; grpcio refuses more with RESOURCE_EXHAUSTED instead of queueing."""
     shared_buckets: Path | None = None
@@ -38,3 +38,5 @@ class ServerConfig:
     None keeps them in this process."""
     reuse_port: bool = False
     """Bind with SO_REUSEPORT, so that the other workers can serve the same port."""
+    limits: GrpcLimits = field(default_factory=GrpcLimits)
+    """The gRPC port's message, metadata, stream, keepalive and connection limits."""
