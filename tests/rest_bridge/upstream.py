@@ -127,12 +127,16 @@ class Call:
     time_remaining: float | None
 
     def forwarded(self) -> dict[str, list[str | bytes]]:
-        """The metadata a client chose, without what grpcio adds itself (user-agent, grpc-*)."""
+        """The metadata a client chose, without what grpcio adds itself (user-agent, grpc-*) and
+        the bridge's own trace context (traceparent, present once a tracer provider is set)."""
         out: dict[str, list[str | bytes]] = {}
         for key, value in self.metadata:
-            if key != "user-agent" and not key.startswith(("grpc-", ":")):
+            if key not in _ADDED and not key.startswith(("grpc-", ":")):
                 out.setdefault(key, []).append(value)
         return out
+
+
+_ADDED = frozenset({"user-agent", "traceparent", "tracestate"})
 
 
 @dataclass
