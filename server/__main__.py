@@ -32,6 +32,7 @@ from server.config import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_RPCS,
+    DEFAULT_MAX_WATCHERS,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TOKENS,
@@ -114,6 +115,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued",
         env="CHECKPOINT_MAX_CONCURRENT_RPCS",
         default=DEFAULT_MAX_CONCURRENT_RPCS,
+        type=int,
+    ),
+    Option(
+        "--max-watchers",
+        "WatchCheckpoints streams open at once; more are refused with RESOURCE_EXHAUSTED "
+        "(REST 429)",
+        env="CHECKPOINT_MAX_WATCHERS",
+        default=DEFAULT_MAX_WATCHERS,
         type=int,
     ),
 )
@@ -199,6 +208,7 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     log.info("shutting down: finishing in-flight calls for up to %.1f s", config.grace_seconds)
     watcher.cancel()
     await running.set_serving(False)
+    await running.watches.close()  # streams end now with UNAVAILABLE; clients resume elsewhere
     if rest is not None:
         await rest.stop()
     await running.server.stop(config.grace_seconds)
@@ -256,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate_limit_store=args.rate_limit_store,
                 grace_seconds=args.grace,
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
+                max_watchers=args.max_watchers,
             )
             asyncio.run(serve(config, args.rest_listen))
         elif args.command == "token":

@@ -14,6 +14,7 @@ DEFAULT_RATE_BURST = 200
 DEFAULT_GRACE_SECONDS = 10.0
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 DEFAULT_MAX_CONCURRENT_RPCS = 1000
+DEFAULT_MAX_WATCHERS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,5 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     """Calls handled at once; grpcio refuses more with RESOURCE_EXHAUSTED instead of queueing."""
+    max_watchers: int = DEFAULT_MAX_WATCHERS
+    """WatchCheckpoints streams open at once in this process; more get RESOURCE_EXHAUSTED."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -22,6 +22,7 @@ from server.ratelimit import Limiter
 log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 INTERNAL_MESSAGE = "internal error"
 
 
@@ -50,13 +51,22 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or method.startswith(OPEN_PREFIXES) or handler.unary_unary is None:
+        if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._guarded(method, handler.unary_unary),  # type: ignore[arg-type]
-            request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                self._guarded(method, handler.unary_unary),  # type: ignore[arg-type]
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
+        elif handler.unary_stream is not None:
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                self._guarded_stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
+        else:
+            return handler
         self._handlers[method] = wrapped
         return wrapped
 
@@ -73,6 +83,38 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 if isinstance(request, _Undecodable):
                     raise InvalidArgument(f"request message does not parse: {request.error}")
                 return await behavior(request, context)
+            except CheckpointError as err:
+                status = err.to_rpc_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                request_id = next(
+                    (str(v) for k, v in metadata if k == "x-request-id"), uuid.uuid4().hex
+                )
+                log.exception("unexpected error in %s (request id %s)", method, request_id)
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+        return guarded
+
+    def _guarded_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        """The same checks once at the start of a stream (one token from the bucket per call);
+        an error before or after the first message ends the stream with its status."""
+        auth, limiter = self._auth, self._limiter
+
+        async def guarded(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            metadata = context.invocation_metadata() or ()
+            try:
+                record = auth.authorize(
+                    method, [str(v) for k, v in metadata if k == "authorization"]
+                )
+                await limiter.acquire(record.name)
+                if isinstance(request, _Undecodable):
+                    raise InvalidArgument(f"request message does not parse: {request.error}")
+                async for response in behavior(request, context):
+                    yield response
             except CheckpointError as err:
                 status = err.to_rpc_status()
                 await context.abort(status.code, status.details, status.trailing_metadata)

@@ -62,6 +62,15 @@ class Servicer(svc_grpc.CheckpointServiceServicer):
 
     ListCheckpoints = CreateCheckpoint = UpdateCheckpoint = DeleteCheckpoint = _unused
 
+    async def WatchCheckpoints(
+        self, request: svc.WatchCheckpointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
+        """Two events, then NotFound: an error after the first message."""
+        self.requests.append(svc.GetCheckpointRequest(checkpoint_id=request.checkpoint_id))
+        for token in ("t1", "t2"):
+            yield svc.WatchCheckpointsResponse(type=svc.WATCH_EVENT_TYPE_SYNCED, resume_token=token)
+        raise NotFound("gone mid-stream")
+
 
 @dataclass
 class Limiter:

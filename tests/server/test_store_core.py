@@ -8,6 +8,7 @@ make PostgreSQL do reliably, and `run_unsuspended` is held to never hiding a sus
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from server.domain import ById, ByName, Checkpoint, Lookup, State
 from server.errors import Aborted, NotFound
 from server.store import _core
+from server.store._changes import ChangeKind, Pending
 from server.store._core import Found, run_unsuspended
 from tests.server.test_store import make
 
@@ -28,6 +30,7 @@ class Rows:
         self.rows: dict[int, Checkpoint] = dict(enumerate(checkpoints, start=1))
         self.racing: dict[str, Checkpoint | None] = {}
         self.log: list[str] = []
+        self.recorded: list[Pending] = []
 
     async def find(self, lookup: Lookup) -> Found | None:
         for seq, c in self.rows.items():
@@ -55,6 +58,9 @@ class Rows:
     async def remove(self, seq: int) -> None:
         del self.rows[seq]
         self.log.append(f"remove {seq}")
+
+    async def record(self, changes: Sequence[Pending]) -> None:
+        self.recorded.extend(changes)
 
 
 async def test_update_and_delete_of_a_missing_row_are_not_found_and_write_nothing() -> None:
@@ -120,3 +126,22 @@ def test_run_unsuspended_refuses_a_coroutine_that_suspends() -> None:
     with pytest.raises(RuntimeError, match="suspended"):
         run_unsuspended(suspends())
     assert closed == [True]
+
+
+async def test_every_algorithm_records_its_change_once_and_refusals_record_nothing() -> None:
+    """Create, update, delete and import each record what they changed; a refused write nothing."""
+    a, b = make("a"), make("b")
+    rows = Rows()
+    await _core.create(rows, a)
+    updated = await _core.update(rows, ById(a.id), lambda c: replace(c, version=c.version + 1))
+    with pytest.raises(Aborted):
+        await _core.delete(rows, ById(a.id), "stale")
+    await _core.delete(rows, ById(a.id), "")
+    assert await _core.import_many(rows, [b, b]) == 1
+    assert [(kind, c.id) for kind, c in rows.recorded] == [
+        (ChangeKind.CREATED, a.id),
+        (ChangeKind.UPDATED, a.id),
+        (ChangeKind.DELETED, a.id),
+        (ChangeKind.CREATED, b.id),
+    ]
+    assert rows.recorded[2][1] == updated
