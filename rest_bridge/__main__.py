@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,
+        heartbeat=args.heartbeat,
         descriptor_set=args.descriptor_set,
         services=tuple(args.services) if args.services else DEFAULT_SERVICES,
     )

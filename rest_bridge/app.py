@@ -84,6 +84,7 @@ def create_app(config: BridgeConfig, channel: grpc.aio.Channel, schema: Schema) 
         timeout=config.timeout,
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
+        heartbeat=config.heartbeat,
     )
     return BridgeApp(app, transcoder)
 

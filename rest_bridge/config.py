@@ -12,6 +12,7 @@ DEFAULT_UPSTREAM = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_IN_FLIGHT = 512
+DEFAULT_HEARTBEAT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +27,5 @@ class BridgeConfig:
     descriptor_set: Path | None = None
     """FileDescriptorSet to serve; None means the checkpoint.v1 set shipped with the package."""
     services: tuple[str, ...] = field(default=DEFAULT_SERVICES)
+    heartbeat: float = DEFAULT_HEARTBEAT
+    """Seconds between SSE comment lines on an idle stream; 0 for none."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rest_bridge.config import (
+    DEFAULT_HEARTBEAT,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_IN_FLIGHT,
@@ -104,6 +105,13 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         env="CHECKPOINT_REST_DESCRIPTOR_SET",
         default="",
         type=_optional_path,
+    ),
+    Option(
+        "--heartbeat",
+        "seconds between heartbeat comments on an idle Server-Sent Events stream; 0 for none",
+        env="CHECKPOINT_REST_HEARTBEAT_SECONDS",
+        default=DEFAULT_HEARTBEAT,
+        type=float,
     ),
     Option(
         "--service",

@@ -23,6 +23,7 @@ from rest_bridge.metadata import deadline, outbound, request_id
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.routes import RouteTable
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
+from rest_bridge.streaming import Streamer, StreamPlan, plan
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,24 @@ class Transcoder:
         timeout: float,
         max_body_bytes: int,
         max_in_flight: int,
+        heartbeat: float = 15.0,
     ) -> None:
         self._table, self._codec = table, codec
         self._timeout, self._max_body, self._max_in_flight = timeout, max_body_bytes, max_in_flight
         self._in_flight = 0
         # One multicallable per route, made once: the RPC is called by name with the
         # serializers of its descriptor-built message classes.
-        self._calls: dict[int, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {
-            id(route): channel.unary_unary(
+        self._calls: dict[int, Any] = {
+            id(route): (
+                channel.unary_stream if route.rpc.server_streaming else channel.unary_unary
+            )(
                 route.grpc_path,
                 request_serializer=route.request_class.SerializeToString,
                 response_deserializer=route.response_class.FromString,
             )
             for route in table.routes
         }
+        self._streamer = Streamer(codec, heartbeat)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope)
@@ -100,9 +105,15 @@ class Transcoder:
             return
         finally:
             self._in_flight -= 1
+        if isinstance(body, StreamPlan):  # streams are not counted in --max-in-flight
+            start = self._calls[id(body.route)]
+            await self._streamer.serve(start, body, receive, send, rid, token_given)
+            return
         await _send(send, 200, [(b"x-request-id", rid.encode())], body)
 
-    async def _respond(self, scope: Scope, receive: Receive, request: _Request, rid: str) -> bytes:
+    async def _respond(
+        self, scope: Scope, receive: Receive, request: _Request, rid: str
+    ) -> bytes | StreamPlan:
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
@@ -124,6 +135,8 @@ class Transcoder:
             body = await self._body(receive, request) if route.body else b""
             query = parse_query(scope.get("query_string", b""))
             message = to_request(route, self._codec, found.params, query, body)
+            if route.rpc.server_streaming:
+                return plan(route, message, scope, outbound(request.authorization, rid))
             timeout = deadline(request.grpc_timeout, self._timeout)
             if timeout <= 0:
                 # grpcio may still deliver a fast answer for a zero deadline; it has expired.
@@ -187,6 +200,10 @@ async def _send_error(send: Send, error: ApiError, token_given: bool, rid: str) 
     headers, body = error.render(token_given, rid)
     raw = [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
     await _send(send, error.status, raw, body)
+
+
+def _multicallable(channel: grpc.aio.Channel, streaming: bool) -> Any:
+    return channel.unary_stream if streaming else channel.unary_unary
 
 
 def _printable(path: str) -> str:

@@ -20,7 +20,7 @@ from checkpoint.v1 import checkpoint_pb2 as pb
 
 from rest_bridge.app import create_app
 from rest_bridge.codec import Codec, DecodeError
-from rest_bridge.config import BridgeConfig
+from rest_bridge.config import DEFAULT_HEARTBEAT, BridgeConfig
 from rest_bridge.descriptor_set import SchemaError, default_descriptor_set, load_schema
 from rest_bridge.options import Option, add_options
 from rest_bridge.routes import RouteError
@@ -111,6 +111,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default="",
     ),
     Option(
+        "--heartbeat",
+        "seconds between heartbeat comments on an idle Server-Sent Events stream of "
+        "--rest-listen; 0 for none",
+        env="CHECKPOINT_INPROCESS_REST_HEARTBEAT_SECONDS",
+        default=DEFAULT_HEARTBEAT,
+        type=float,
+    ),
+    Option(
         "--max-concurrent-rpcs",
         "calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued",
         env="CHECKPOINT_MAX_CONCURRENT_RPCS",
@@ -173,13 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
+async def _serve_rest(
+    listen: str, running: RunningServer, heartbeat: float = DEFAULT_HEARTBEAT
+) -> BackgroundServer:
     """The REST bridge on listen, calling this server's guarded servicers in-process.
 
     Raises:
         RuntimeError: the bridge cannot be built or listen cannot be served.
     """
-    config = BridgeConfig(listen=listen)
+    config = BridgeConfig(listen=listen, heartbeat=heartbeat)
     try:
         schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
         app = create_app(config, running.local_channel(), schema)
@@ -188,7 +198,9 @@ async def _serve_rest(listen: str, running: RunningServer) -> BackgroundServer:
     return await start_in_background(app, listen, "--rest-listen")
 
 
-async def serve(config: ServerConfig, rest_listen: str = "") -> None:
+async def serve(
+    config: ServerConfig, rest_listen: str = "", heartbeat: float = DEFAULT_HEARTBEAT
+) -> None:
     """Run until SIGTERM or SIGINT, then drain: NOT_SERVING, refuse new calls, finish in-flight."""
     tokens = load_tokens(config.tokens_file)
     store = open_store(config.database, config.db_pool_size)
@@ -197,7 +209,7 @@ async def serve(config: ServerConfig, rest_listen: str = "") -> None:
     print(f"checkpoint-server: serving gRPC on {host}:{running.port}", flush=True)
     rest = None
     if rest_listen:
-        rest = await _serve_rest(rest_listen, running)
+        rest = await _serve_rest(rest_listen, running, heartbeat)
         print(f"checkpoint-server: serving REST on {rest.host}:{rest.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -268,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_concurrent_rpcs=args.max_concurrent_rpcs,
                 max_watchers=args.max_watchers,
             )
-            asyncio.run(serve(config, args.rest_listen))
+            asyncio.run(serve(config, args.rest_listen, args.heartbeat))
         elif args.command == "token":
             token = create_token(args.tokens, args.name, args.scope)
             print(token)

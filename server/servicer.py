@@ -20,6 +20,8 @@ from server.store import Store
 from server.watch import WatchHub
 
 Context = grpc.aio.ServicerContext[object, object]
+ACCEPTED = (("x-stream-accepted", "1"),)
+"""Initial metadata sent once a watch passed its checks, before its first event."""
 
 
 def utc_now() -> datetime:
@@ -84,5 +86,8 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
     async def WatchCheckpoints(
         self, request: svc.WatchCheckpointsRequest, context: Context
     ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
-        async for event in self._watches.watch(request):
+        async def accepted() -> None:
+            await context.send_initial_metadata(ACCEPTED)
+
+        async for event in self._watches.watch(request, accepted):
             yield event

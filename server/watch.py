@@ -11,7 +11,7 @@ RESOURCE_EXHAUSTED and RetryInfo. `close` (SIGTERM) ends every watch with UNAVAI
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 
@@ -54,9 +54,12 @@ class WatchHub:
         await self._feed.close()
 
     async def watch(
-        self, request: svc.WatchCheckpointsRequest
+        self,
+        request: svc.WatchCheckpointsRequest,
+        accepted: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
-        """The events of one watch.
+        """The events of one watch; `accepted` is awaited once every check has passed (the
+        servicer sends the response headers then, so a bridge can start its answer).
 
         Raises:
             InvalidArgument: a bad state, checkpoint_id or a forged resume_token.
@@ -77,8 +80,14 @@ class WatchHub:
             )
         self._active += 1
         try:
-            if cursor is None:
+            if cursor is not None:
+                await self._store.changes_after(cursor, 1)  # OUT_OF_RANGE now, not later
+                if accepted is not None:
+                    await accepted()
+            else:
                 cursor, existing = await self._store.snapshot(state, target)
+                if accepted is not None:
+                    await accepted()
                 token = self._tokens.encode(cursor)
                 for found in existing:
                     yield _event(svc.WATCH_EVENT_TYPE_EXISTING, found, token)

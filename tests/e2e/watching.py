@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -89,3 +90,31 @@ class Stream:
         except queue.Empty:
             return True
         return False
+
+
+@dataclass
+class Event:
+    """One Server-Sent Event (or NDJSON line, with only data) as the client parsed it."""
+
+    data: dict[str, Any]
+    event: str = ""
+    id: str = ""
+
+
+def sse_events(lines: Iterator[str], comments: list[str] | None = None) -> Iterator[Event]:
+    """Parse SSE lines into events; comment lines go to comments when given."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(":"):
+            if comments is not None:
+                comments.append(line)
+            continue
+        if not line:
+            if "data" in fields:
+                yield Event(
+                    json.loads(fields["data"]), fields.get("event", ""), fields.get("id", "")
+                )
+            fields = {}
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.removeprefix(" ")

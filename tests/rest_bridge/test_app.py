@@ -143,6 +143,7 @@ async def test_openapi_json_is_the_generated_document(asgi_bridge: Bridge) -> No
     assert methods == {
         "/v1/checkpoints": ["get", "post"],
         "/v1/checkpoints/{checkpoint_id}": ["delete", "get", "patch"],
+        "/v1/checkpoints:watch": ["get"],
         "/healthz": ["get"],
         "/readyz": ["get"],
     }
