@@ -11,6 +11,7 @@ RESOURCE_EXHAUSTED and RetryInfo. `close` (SIGTERM) ends every watch with UNAVAI
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from checkpoint.v1 import checkpoint_service_pb2 as svc
@@ -22,9 +23,11 @@ from server.domain import ById, Checkpoint, parse_lookup
 from server.errors import TooManyWatchers, Unavailable
 from server.requests import state_filter
 from server.resume_tokens import ResumeTokens
-from server.store import ChangeKind, Store
+from server.store import ChangeKind, ChangeRecord, Store
 
 WATCHERS_RETRY_SECONDS = 1.0
+EVENT_CACHE = 4096
+"""Change events kept built: every watcher of a change gets the same message object."""
 
 EVENT_TYPES: dict[ChangeKind, svc.WatchEventType.ValueType] = {
     ChangeKind.CREATED: svc.WATCH_EVENT_TYPE_CREATED,
@@ -43,6 +46,7 @@ class WatchHub:
         self._feed = ChangeFeed(store)
         self._active = 0
         self._closed = False
+        self._built: OrderedDict[int, svc.WatchCheckpointsResponse] = OrderedDict()
 
     @property
     def active(self) -> int:
@@ -97,12 +101,22 @@ class WatchHub:
                 async for record in self._feed.changes(sub):
                     c = record.checkpoint
                     if (target is None or c.id == target) and (state is None or c.state is state):
-                        token = self._tokens.encode(record.seq)
-                        yield _event(EVENT_TYPES[record.kind], c, token)
+                        yield self._change_event(record)
             finally:
                 self._feed.unsubscribe(sub)
         finally:
             self._active -= 1
+
+    def _change_event(self, record: ChangeRecord) -> svc.WatchCheckpointsResponse:
+        """The event of a change, built once for all watchers (token, proto conversion)."""
+        built = self._built.get(record.seq)
+        if built is None:
+            token = self._tokens.encode(record.seq)
+            built = _event(EVENT_TYPES[record.kind], record.checkpoint, token)
+            self._built[record.seq] = built
+            if len(self._built) > EVENT_CACHE:
+                self._built.popitem(last=False)
+        return built
 
     async def _target(self, checkpoint_id: str, *, resuming: bool) -> str | None:
         """The id a watch is limited to, or None. Resuming, a UUID need not exist any more

@@ -62,6 +62,11 @@ def check_resumable(after: int, newest: int | None) -> None:
         )
 
 
+def purge_through(newest: int) -> int:
+    """The highest seq a write that recorded up to newest deletes (purge on write)."""
+    return newest - CHANGE_RETENTION
+
+
 def first_gap(after: int, rows: Sequence[ChangeRecord]) -> bool:
     """True when the rows do not start right after `after`, so a purge may lie in between.
 

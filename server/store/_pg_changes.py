@@ -20,13 +20,13 @@ from psycopg.rows import TupleRow
 
 from server.domain import Checkpoint, State
 from server.store._changes import (
-    CHANGE_RETENTION,
     ChangeKind,
     ChangeRecord,
     Changes,
     Snapshot,
     check_resumable,
     first_gap,
+    purge_through,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ _COLUMNS = (
 _INSERT = (
     "INSERT INTO checkpoint_changes (kind, id, display_name, limit_memory_mib,"
     " request_memory_mib, request_vcpus, state, create_time, update_time, version)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -54,15 +54,13 @@ async def record(conn: _Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """Append rows (kind first, then the checkpoint columns), purge, notify; in conn's open
     transaction, whose commit releases the lock and delivers the notification."""
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_HISTORY_LOCK,))
-    newest = 0
     async with conn.cursor() as cur:
-        for row in rows:
-            await cur.execute(_INSERT, row)
-            found = await cur.fetchone()
-            newest = int(found[0]) if found else newest
-    await conn.execute(
-        "DELETE FROM checkpoint_changes WHERE seq <= %s", (newest - CHANGE_RETENTION,)
-    )
+        await cur.executemany(_INSERT, rows)  # pipelined: one round trip for an import
+        # Under the lock, the newest seq is ours: no other writer can append before commit.
+        await cur.execute("SELECT max(seq) FROM checkpoint_changes")
+        found = await cur.fetchone()
+    newest = int(found[0]) if found and found[0] is not None else 0
+    await conn.execute("DELETE FROM checkpoint_changes WHERE seq <= %s", (purge_through(newest),))
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(newest)))
 
 

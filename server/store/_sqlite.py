@@ -23,7 +23,6 @@ from server.domain import ById, Checkpoint, Lookup, Resources, State
 from server.errors import AlreadyExists, InvalidArgument, Unavailable
 from server.store import _core
 from server.store._changes import (
-    CHANGE_RETENTION,
     ChangeKind,
     ChangeRecord,
     Changes,
@@ -31,6 +30,7 @@ from server.store._changes import (
     Snapshot,
     check_resumable,
     first_gap,
+    purge_through,
 )
 from server.store._core import Change, Found, resource_columns, run_unsuspended
 from server.store._schema import SQLITE_MIGRATIONS
@@ -299,7 +299,7 @@ class _Rows:
         )
         (newest,) = self._conn.execute("SELECT max(seq) FROM checkpoint_changes").fetchone()
         self._conn.execute(
-            "DELETE FROM checkpoint_changes WHERE seq <= ?", (newest - CHANGE_RETENTION,)
+            "DELETE FROM checkpoint_changes WHERE seq <= ?", (purge_through(newest),)
         )
 
 

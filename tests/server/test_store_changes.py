@@ -13,7 +13,7 @@ import pytest
 
 from server.domain import ById, State
 from server.errors import OutOfRange
-from server.store import CHANGE_RETENTION, ChangeKind, Store, open_store
+from server.store import CHANGE_RETENTION, ChangeKind, Store, _changes, open_store
 from tests.server.test_store import make, store, store_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
@@ -51,15 +51,21 @@ async def test_snapshot_is_consistent_with_its_seq(store: Store) -> None:  # noq
     assert [c.display_name for c in one] == ["a"]
 
 
-async def test_history_keeps_the_newest_changes_only(store: Store) -> None:  # noqa: F811
+async def test_history_keeps_the_newest_changes_only(
+    store: Store,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Past the retention, an old position is OUT_OF_RANGE and the table holds the window."""
+    monkeypatch.setattr(_changes, "CHANGE_RETENTION", 5)  # 10 000 in production
     start, _ = await store.snapshot(None, None)
-    await store.import_many([make(f"n{i}") for i in range(CHANGE_RETENTION + 2)])
+    await store.import_many([make(f"n{i}") for i in range(7)])
+    await store.create(make("last"))
     with pytest.raises(OutOfRange, match="start again without a resume_token"):
         await store.changes_after(start, 10)
     newest, _ = await store.snapshot(None, None)
-    kept = await store.changes_after(newest - CHANGE_RETENTION, CHANGE_RETENTION + 10)
-    assert len(kept) == CHANGE_RETENTION
+    kept = await store.changes_after(newest - 5, 100)
+    assert [c.checkpoint.display_name for c in kept] == ["n3", "n4", "n5", "n6", "last"]
+    assert CHANGE_RETENTION == 10_000
 
 
 async def test_a_write_through_another_store_wakes_and_reaches_this_one(
