@@ -156,6 +156,11 @@ class Streamer:
             item = getting.result()
             if item is _EOF:
                 return
+            if item is _OVERFLOW:
+                item = ApiError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the client read too slowly: more than {BUFFER_MESSAGES} messages waited",
+                )
             if isinstance(item, ApiError):
                 await send(
                     {
@@ -167,14 +172,6 @@ class Streamer:
                 return
             body = self._frame(stream, item)
             await send({"type": "http.response.body", "body": body, "more_body": True})
-            if queue.qsize() > BUFFER_MESSAGES:
-                overflow = ApiError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"the client read too slowly: more than {BUFFER_MESSAGES} messages waited",
-                )
-                frame = _error_frame(overflow, stream.sse, token_given, rid)
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-                return
 
     def _frame(self, stream: StreamPlan, reply: Message) -> bytes:
         route = stream.route
@@ -204,6 +201,8 @@ class _Accepted:
 
 
 _ACCEPTED: Any = _Accepted()
+_OVERFLOW: Any = object()
+"""What the pump queues when the client fell BUFFER_MESSAGES behind (it stops reading then)."""
 
 
 async def _first(call: Any, gone: asyncio.Task[None]) -> tuple[Any, asyncio.Future[Any] | None]:
@@ -230,11 +229,16 @@ async def _first(call: Any, gone: asyncio.Task[None]) -> tuple[Any, asyncio.Futu
 
 
 async def _pump(call: Any, queue: asyncio.Queue[Any], pending: asyncio.Future[Any] | None) -> None:
-    """Move every message of the call into queue, then _EOF or the call's error."""
+    """Move every message of the call into queue, then _EOF or the call's error; stop and cancel
+    the call when BUFFER_MESSAGES wait, so a slow client holds a bounded buffer."""
     try:
         while True:
             item = await (pending if pending is not None else call.read())
             pending = None
+            if queue.qsize() >= BUFFER_MESSAGES:
+                queue.put_nowait(_OVERFLOW)
+                call.cancel()
+                return
             queue.put_nowait(item)
             if item is _EOF:
                 return

@@ -111,7 +111,7 @@ class LocalStreamCall(grpc.aio.UnaryStreamCall[Any, Any]):
                     if len(out) > self._limit:
                         return rpc_error(
                             grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            f"Sent message larger than max ({len(out)} vs. {self._limit})",
+                            f"SERVER: Sent message larger than max ({len(out)} vs. {self._limit})",
                         )
                     if not self._context.headers.done():
                         self._context.headers.set_result(Metadata())
@@ -127,7 +127,10 @@ class LocalStreamCall(grpc.aio.UnaryStreamCall[Any, Any]):
         except Exception as exc:
             return _unexpected(self._method, exc)
         if scope.expired():
-            return rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            # What grpc's client reports for a deadline once the stream has begun.
+            sent = self._context.headers.done()
+            text = "Stream removed (Deadline Exceeded)" if sent else "Deadline Exceeded"
+            return rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, text)
         return self._context.failure()
 
     # -- the reader's side ----------------------------------------------------------------------

@@ -55,6 +55,7 @@ def _repeater(response_class: Any) -> Any:
         if last == "refuse":
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "asked to refuse")
         start = int(request.resume_token) if request.resume_token.isdigit() else 0
+        finished = False
         try:
             for index in range(start + 1, start + 1 + request.count):
                 yield response_class(
@@ -64,9 +65,10 @@ def _repeater(response_class: Any) -> Any:
                     await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
             if request.hold:
                 await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            print(f"cancelled {request.name}", flush=True)
-            raise
+            finished = True
+        finally:
+            if not finished:  # cancelled (at a yield or while holding), or aborted
+                print(f"cancelled {request.name}", flush=True)
 
     return repeat
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import time
 import uuid
@@ -137,3 +138,25 @@ def test_a_client_that_goes_away_cancels_the_upstream_call(echo: Echo) -> None:
     with echo.client.stream("GET", f"/v1/streams/{name}:repeat?count=1&hold=true") as response:
         assert json.loads(next(response.iter_lines()))["data"]["index"] == 1
     echo.server.wait_for_output(re.compile(f"cancelled streams/{name}"), timeout=3)
+
+
+def test_a_client_that_reads_too_slowly_is_cut_off(echo: Echo) -> None:
+    """A client that stops reading gets its upstream call cancelled once the bridge's bounded
+    buffer is full, and a last resource_exhausted line when it reads again."""
+    name = f"slow-{uuid.uuid4().hex[:8]}-{'x' * 2000}"  # big messages fill the buffers sooner
+    host, port = echo.client.base_url.host, echo.client.base_url.port or 80
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        sock.settimeout(10)
+        sock.connect((host, port))
+        request = f"GET /v1/streams/{name}:repeat?count=200000&hold=true HTTP/1.1\r\n"
+        sock.sendall(f"{request}Host: {host}\r\n\r\n".encode())
+        echo.server.wait_for_output(re.compile(f"cancelled streams/{name}"), timeout=30)
+        received = b""
+        while b'"resource_exhausted"' not in received and len(received) < 64 << 20:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            received += chunk
+    assert b'{"error":{"code":"resource_exhausted"' in received
+    assert received.count(b'"index"') < 200000
