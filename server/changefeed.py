@@ -154,6 +154,9 @@ class ChangeFeed:
             except CheckpointError as exc:
                 log.warning("cannot read the change history (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_SECONDS)
+            except Exception:  # a bug must not silently stop every watch of the process
+                log.exception("unexpected error reading the change history; retrying")
+                await asyncio.sleep(_RETRY_SECONDS)
 
     async def _read_all(self, store: Store) -> None:
         if self._last is None:
