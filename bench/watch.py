@@ -186,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     tokens = work / "tokens.json"
     token = create_token(tokens, "bench-watch", [READ_SCOPE, WRITE_SCOPE])
     rows: dict[str, Any] = {}
+    baseline = procs.start("watch-baseline", [sys.executable, "-m", "bench.watch_baseline"], work)
+    try:
+        address = baseline.wait_for(r"serving gRPC on (\S+:\d+)").group(1)
+        rows["baseline: grpcio fan-out, no service"] = asyncio.run(
+            measure([address], token, args.watchers, args.rate, args.seconds, [baseline])
+        )
+    finally:
+        baseline.stop()
     extra = ["--max-watchers", str(args.watchers + 10)]
     server, address = _serve("watch-sqlite", f"sqlite:///{work / 'w.db'}", tokens, work, extra)
     try:
