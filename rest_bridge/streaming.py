@@ -115,12 +115,8 @@ class Streamer:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         queue: asyncio.Queue[Any] = asyncio.Queue()
         if first is not _ACCEPTED:
-            queue.put_nowait(first)
-        reader = None
-        if first is _EOF:
-            queue.put_nowait(_EOF)
-        else:
-            reader = asyncio.create_task(_pump(call, queue, pending))
+            queue.put_nowait(first)  # a message, or _EOF for a stream without one
+        reader = None if first is _EOF else asyncio.create_task(_pump(call, queue, pending))
         try:
             await self._write(stream, queue, gone, send, token_given, rid)
         finally:

@@ -12,7 +12,6 @@ exactly once, in commit order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -136,8 +135,7 @@ class ChangeFeed:
             sub.close()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=1.0)  # never hold a shutdown
 
     async def _run(self) -> None:
         store = self._store

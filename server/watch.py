@@ -12,7 +12,7 @@ RESOURCE_EXHAUSTED and RetryInfo. `close` (SIGTERM) ends every watch with UNAVAI
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 
@@ -61,7 +61,7 @@ class WatchHub:
         self,
         request: svc.WatchCheckpointsRequest,
         accepted: Callable[[], Awaitable[None]] | None = None,
-    ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
+    ) -> AsyncGenerator[svc.WatchCheckpointsResponse, None]:
         """The events of one watch; `accepted` is awaited once every check has passed (the
         servicer sends the response headers then, so a bridge can start its answer).
 

@@ -112,15 +112,15 @@ class Listener:
     async def wait(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="checkpoint-changes-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._notified.wait(), FALLBACK_POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: see _sqlite.wait_for_change
+            async with asyncio.timeout(FALLBACK_POLL_SECONDS):
+                await self._notified.wait()
         self._notified.clear()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=1.0)
 
     async def _listen(self) -> None:
         while True:

@@ -8,6 +8,7 @@ algorithms are `_core`'s; this module supplies their SQL (`_Rows`) and its error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import uuid
@@ -176,10 +177,11 @@ class SQLiteStore:
         return records
 
     async def wait_for_change(self) -> None:
-        try:
-            await asyncio.wait_for(self._wrote.wait(), POLL_SECONDS)
-        except TimeoutError:
-            return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the wait ends, and the change feed would never stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_SECONDS):
+                await self._wrote.wait()
         self._wrote.clear()
 
     # -- writes: one thread, one transaction each ---------------------------------------------

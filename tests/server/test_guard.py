@@ -65,8 +65,10 @@ class Servicer(svc_grpc.CheckpointServiceServicer):
     async def WatchCheckpoints(
         self, request: svc.WatchCheckpointsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
-        """Two events, then NotFound: an error after the first message."""
+        """Two events, then NotFound (an error after the first message); "boom": a bug."""
         self.requests.append(svc.GetCheckpointRequest(checkpoint_id=request.checkpoint_id))
+        if request.checkpoint_id == "boom":
+            raise ValueError("a bug")
         for token in ("t1", "t2"):
             yield svc.WatchCheckpointsResponse(type=svc.WATCH_EVENT_TYPE_SYNCED, resume_token=token)
         raise NotFound("gone mid-stream")
@@ -249,9 +251,11 @@ async def test_an_unknown_method_is_unimplemented(env: Env) -> None:
     assert env.limiter.keys == []
 
 
-async def _stream(env: Env, metadata: Any) -> tuple[list[str], grpc.aio.AioRpcError]:
+async def _stream(
+    env: Env, metadata: Any, checkpoint_id: str = "w"
+) -> tuple[list[str], grpc.aio.AioRpcError]:
     call = env.stub.WatchCheckpoints(
-        svc.WatchCheckpointsRequest(checkpoint_id="w"), metadata=metadata
+        svc.WatchCheckpointsRequest(checkpoint_id=checkpoint_id), metadata=metadata
     )
     tokens: list[str] = []
     try:
@@ -280,3 +284,17 @@ async def test_an_unauthenticated_stream_sends_nothing(env: Env) -> None:
         assert (tokens, error.code()) == ([], grpc.StatusCode.UNAUTHENTICATED)
     assert env.limiter.keys == []
     assert env.servicer.requests == []
+
+
+async def test_an_unexpected_error_in_a_stream_is_internal_with_a_fixed_message(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a streaming handler answers INTERNAL "internal error"; the log has the trace."""
+    with caplog.at_level(logging.ERROR, logger="server.guard"):
+        tokens, error = await _stream(env, READ, "boom")
+    assert (tokens, error.code(), error.details()) == (
+        [],
+        grpc.StatusCode.INTERNAL,
+        INTERNAL_MESSAGE,
+    )
+    assert "a bug" in caplog.text

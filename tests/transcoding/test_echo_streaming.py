@@ -66,6 +66,8 @@ def test_ndjson_is_the_default(echo: Echo) -> None:
     assert response.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert lines == [{"data": _tick("streams/s1", i)} for i in (1, 2, 3)]
+    empty = echo.client.get("/v1/streams/s0:repeat", params={"count": 0})
+    assert (empty.status_code, empty.text) == (200, "")  # a stream with no message
 
 
 def test_sse_frames_carry_id_event_and_data(echo: Echo) -> None:
