@@ -45,7 +45,7 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import baselines, edge_rows, loads, procs, reflect, scraper
+from bench import baselines, edge_rows, loads, procs, reflect, scraper, watch
 from bench import profile as spy
 from bench.metrics_cost import instrumentation_cost
 from bench.seed import SeededStore, seed_postgres, seeded_store
@@ -793,7 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / f"{name}.md").write_text(text, encoding="utf-8")
         (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"bench: wrote {out / f'bench-{stamp}.md'} and .json", file=sys.stderr)
-    return 0
+    # The watch rows (bench/watch.py): 200 watchers at 50 writes/s, with their own baseline.
+    watch_args = ["--seconds", "3" if args.quick else "10", "--out", str(out)]
+    return watch.main([*watch_args, *(["--postgres", args.postgres] if args.postgres else [])])
 
 
 if __name__ == "__main__":

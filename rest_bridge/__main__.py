@@ -210,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,
+        heartbeat=args.heartbeat,
         descriptor_set=args.descriptor_set,
         services=tuple(args.services or (() if args.reflect else DEFAULT_SERVICES)),
         reflect=args.reflect,

@@ -132,6 +132,7 @@ def create_app(
         timeout=config.timeout,
         max_body_bytes=config.max_body_bytes,
         max_in_flight=config.max_in_flight,
+        heartbeat=config.heartbeat,
     )
 
     def table() -> RouteTable | None:

@@ -17,6 +17,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 1000
 KEEP_ALIVE_SECONDS = 5.0
 """An idle kept-alive connection (HTTP/1.1, or HTTP/2 without open streams) closes after this."""
+DEFAULT_HEARTBEAT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +41,5 @@ class BridgeConfig:
     """HOST:PORT of the /metrics endpoint; empty serves (and records) no metrics."""
     cors_origins: tuple[str, ...] = ()
     """Origins whose browser pages may call the API (`*` for any); empty turns CORS off."""
+    heartbeat: float = DEFAULT_HEARTBEAT
+    """Seconds between SSE comment lines on an idle stream; 0 for none."""

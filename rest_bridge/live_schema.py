@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -54,12 +55,15 @@ def build_served(
     table = build_routes(schema)
     calls: dict[int, UnaryCall] = {}
     for route in table.routes:
-        call: UnaryCall = channel.unary_unary(
+        streaming = route.rpc.server_streaming
+        call: Any = (channel.unary_stream if streaming else channel.unary_unary)(
             route.grpc_path,
             request_serializer=route.request_class.SerializeToString,
             response_deserializer=route.response_class.FromString,
         )
-        calls[id(route)] = call if wrap_call is None else wrap_call(route.grpc_path, call)
+        if wrap_call is not None and not streaming:  # streams are measured by their own spans
+            call = wrap_call(route.grpc_path, call)
+        calls[id(route)] = call
     openapi = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
     return ServedSchema(
         table=table,

@@ -29,6 +29,7 @@ from rest_bridge.descriptors import (
 )
 from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.openapi_http import add_head_operations, add_http_semantics
+from rest_bridge.openapi_streams import stream_parameters, stream_response
 from rest_bridge.routes import Route, RouteTable
 from rest_bridge.status import REQUEST_ID, STATUS_TABLE, DocumentedStatus, documented_statuses
 
@@ -241,6 +242,10 @@ def _operation(builder: _Builder, route: Route) -> dict[str, Any]:
             **error_responses(),
         },
     }
+    if method.server_streaming:
+        error_ref = f"#/components/schemas/{ERROR_SCHEMA}"
+        operation["responses"]["200"] = stream_response(route, data, error_ref)
+        parameters += stream_parameters(route)
     if route.body:
         if route.body == "*":
             body_schema = builder.message_ref(method.input_type, output=False)

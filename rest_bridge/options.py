@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rest_bridge.config import (
+    DEFAULT_HEARTBEAT,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_IN_FLIGHT,
@@ -146,6 +147,13 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         "empty for none",
         env="CHECKPOINT_REST_METRICS_LISTEN",
         default="",
+    ),
+    Option(
+        "--heartbeat",
+        "seconds between heartbeat comments on an idle Server-Sent Events stream; 0 for none",
+        env="CHECKPOINT_REST_HEARTBEAT_SECONDS",
+        default=DEFAULT_HEARTBEAT,
+        type=float,
     ),
     Option(
         "--service",

@@ -134,8 +134,8 @@ def build_routes(schema: Schema) -> RouteTable:
             rule = schema.http_rule(method)
             if rule is None:
                 continue
-            if method.client_streaming or method.server_streaming:
-                raise RouteError(f"{method.full_name}: streaming methods cannot be transcoded")
+            if method.client_streaming:
+                raise RouteError(f"{method.full_name}: client streaming cannot be transcoded")
             request_class = schema.message_class(method.input_type)
             response_class = schema.message_class(method.output_type)
             for binding in [rule, *rule.additional_bindings]:

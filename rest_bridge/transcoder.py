@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import grpc
 from starlette.types import Message, Receive, Scope, Send
@@ -27,6 +29,8 @@ from rest_bridge.live_schema import LiveSchema
 from rest_bridge.metadata import deadline, outbound, request_id
 from rest_bridge.request_mapping import parse_query, to_request
 from rest_bridge.status import LOCAL_MESSAGES, ApiError
+from rest_bridge.streaming import Streamer, StreamPlan
+from rest_bridge.streaming import plan as stream_plan
 from rest_bridge.system_params import split_system
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,13 @@ class _Request:
                 self.idempotency_key.append(value.decode("latin-1"))
 
 
+class _Stream(NamedTuple):
+    """A server-streaming call to start, and the multicallable that starts it."""
+
+    plan: StreamPlan
+    start: Callable[..., Any]
+
+
 class Transcoder:
     """Serves every route of the table; answers 404/405 itself for paths it does not know."""
 
@@ -88,11 +99,13 @@ class Transcoder:
         timeout: float,
         max_body_bytes: int,
         max_in_flight: int,
+        heartbeat: float = 15.0,
     ) -> None:
         self._live, self._codec = live, codec
         self._number_codec = Codec(enums_as_numbers=True)
         self._timeout, self._max_body, self._max_in_flight = timeout, max_body_bytes, max_in_flight
         self._in_flight = 0
+        self._streamer = Streamer(codec, heartbeat)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope)
@@ -105,9 +118,8 @@ class Transcoder:
             await _send_error(send, error, token_given, rid)
             return
         self._in_flight += 1
-        headers = [(b"x-request-id", rid.encode())]
         try:
-            status, headers, body = await self._respond(scope, receive, request, rid)
+            answer = await self._respond(scope, receive, request, rid)
         except ApiError as err:
             await _send_error(send, err, token_given, rid)
             return
@@ -118,13 +130,18 @@ class Transcoder:
             return
         finally:
             self._in_flight -= 1
+        if isinstance(answer, _Stream):  # streams are not counted in --max-in-flight
+            await self._streamer.serve(answer.start, answer.plan, receive, send, rid, token_given)
+            return
+        status, headers, body = answer
         headers.append((b"x-request-id", rid.encode()))
         await _send(send, status, headers, body)
 
     async def _respond(
         self, scope: Scope, receive: Receive, request: _Request, rid: str
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Status, headers and body of a successful answer (200, or 304 with no body)."""
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | _Stream:
+        """Status, headers and body of a successful answer (200, or 304 with no body), or the
+        stream to start for a server-streaming route."""
         # Read once: a schema swapped in meanwhile does not change this request's routes.
         served = self._live.current
         if served is None:
@@ -156,6 +173,9 @@ class Transcoder:
             body = await self._body(receive, request) if route.body else b""
             system, query = split_system(parse_query(scope.get("query_string", b"")))
             message = to_request(route, self._codec, found.params, query, body)
+            if route.rpc.server_streaming:
+                stream = stream_plan(route, message, scope, outbound(request.authorization, rid))
+                return _Stream(stream, served.calls[id(route)])
             plan = served.plans[id(route)]
             conditions = Conditions.parse(request.if_match, request.if_none_match)
             if conditions is not None:

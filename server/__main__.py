@@ -21,7 +21,7 @@ from checkpoint.v1 import checkpoint_pb2 as pb
 
 from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.codec import DecodeError
-from rest_bridge.config import BridgeConfig
+from rest_bridge.config import DEFAULT_HEARTBEAT, BridgeConfig
 from rest_bridge.data_file import read_messages
 from rest_bridge.edge_io import EdgeLimits
 from rest_bridge.edge_options import edge_limits, edge_options, optional_path, tls_options
@@ -44,6 +44,7 @@ from server.config import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_LISTEN,
     DEFAULT_MAX_CONCURRENT_RPCS,
+    DEFAULT_MAX_WATCHERS,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TOKENS,
@@ -126,6 +127,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         default="",
     ),
     Option(
+        "--heartbeat",
+        "seconds between heartbeat comments on an idle Server-Sent Events stream of "
+        "--rest-listen; 0 for none",
+        env="CHECKPOINT_INPROCESS_REST_HEARTBEAT_SECONDS",
+        default=DEFAULT_HEARTBEAT,
+        type=float,
+    ),
+    Option(
         "--max-concurrent-rpcs",
         "calls handled at once; more are refused with RESOURCE_EXHAUSTED, never queued",
         env="CHECKPOINT_MAX_CONCURRENT_RPCS",
@@ -162,6 +171,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     *(
         Option(r.flag, r.help, env=r.env, default=r.default, type=r.type, extra={"dest": r.field})
         for r in LIMIT_FLAGS
+    ),
+    Option(
+        "--max-watchers",
+        "WatchCheckpoints streams open at once; more are refused with RESOURCE_EXHAUSTED "
+        "(REST 429)",
+        env="CHECKPOINT_MAX_WATCHERS",
+        default=DEFAULT_MAX_WATCHERS,
+        type=int,
     ),
 )
 TOKEN_CREATE_OPTIONS: tuple[Option, ...] = (
@@ -222,6 +239,8 @@ class Doors:
     tls: ServeTls | None = None
     group: WorkerGroup | None = None
     """The worker group of --workers, None for a single process."""
+    heartbeat: float = DEFAULT_HEARTBEAT
+    """Seconds between SSE heartbeats on the --rest-listen port's streams."""
 
 
 async def serve(config: ServerConfig, doors: Doors) -> None:
@@ -254,7 +273,11 @@ async def serve(config: ServerConfig, doors: Doors) -> None:
     if doors.rest_listen:
         rest = await serve_embedded(
             running.local_channel(),
-            BridgeConfig(listen=doors.rest_listen, cors_origins=doors.cors_origins),
+            BridgeConfig(
+                listen=doors.rest_listen,
+                cors_origins=doors.cors_origins,
+                heartbeat=doors.heartbeat,
+            ),
             flag="--rest-listen",
             registry=registry,
             limits=doors.limits,
@@ -281,6 +304,7 @@ async def serve(config: ServerConfig, doors: Doors) -> None:
     if group is not None:
         group.mark(False)
     await running.set_serving(False)
+    await running.watches.close()  # streams end now with UNAVAILABLE; clients resume elsewhere
     if rest is not None:
         await rest.stop()
     await running.server.stop(config.grace_seconds)
@@ -361,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shared_buckets=Path(shared) / "ratelimit" if shared else None,
                 reuse_port=group is not None,
                 limits=limits_from(vars(args)),
+                max_watchers=args.max_watchers,
             )
             tls = read_serve_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
             doors = Doors(
@@ -370,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limits=edge_limits(args),
                 tls=tls,
                 group=group,
+                heartbeat=args.heartbeat,
             )
             try:
                 asyncio.run(serve(config, doors))

@@ -21,14 +21,17 @@ from server.metrics import ServerMetrics
 from server.paging import PageTokens
 from server.ratelimit import Limiter, open_rate_limiter
 from server.reflection import enable_reflection
+from server.resume_tokens import ResumeTokens
 from server.servicer import CheckpointServicer
 from server.store import Store
 from server.tokens import TokenRecord
 from server.traced_store import traced_store
+from server.watch import WatchHub
 
 log = logging.getLogger(__name__)
 
 PAGE_TOKEN_SECRET = "page_token_key"  # noqa: S105 (the name of a key kept in the store)
+RESUME_TOKEN_SECRET = "resume_token_key"  # noqa: S105 (the name of a key kept in the store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class RunningServer:
     guard: CallGuard
     servicer: CheckpointServicer
     config: ServerConfig
+    watches: WatchHub
+    """Open WatchCheckpoints streams; closed first on shutdown, so they end with UNAVAILABLE."""
 
     def local_channel(self) -> LocalChannel:
         """A channel to the same servicers behind the same guard, without a network hop.
@@ -122,7 +127,9 @@ async def create_server(
         ],
     )
     pages = PageTokens(await store.secret(PAGE_TOKEN_SECRET))
-    servicer = CheckpointServicer(traced_store(store, config.database), pages)
+    resume = ResumeTokens(await store.secret(RESUME_TOKEN_SECRET))
+    watches = WatchHub(store, resume, config.max_watchers)
+    servicer = CheckpointServicer(traced_store(store, config.database), pages, watches)
     svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
@@ -144,6 +151,7 @@ async def create_server(
         guard=guard,
         servicer=servicer,
         config=config,
+        watches=watches,
     )
     await running.set_serving(True)
     return running

@@ -16,6 +16,7 @@ SERVICE = "checkpoint.v1.CheckpointService"
 METHOD_SCOPES: dict[str, str] = {
     f"/{SERVICE}/GetCheckpoint": READ_SCOPE,
     f"/{SERVICE}/ListCheckpoints": READ_SCOPE,
+    f"/{SERVICE}/WatchCheckpoints": READ_SCOPE,
     f"/{SERVICE}/CreateCheckpoint": WRITE_SCOPE,
     f"/{SERVICE}/UpdateCheckpoint": WRITE_SCOPE,
     f"/{SERVICE}/DeleteCheckpoint": WRITE_SCOPE,

@@ -15,6 +15,7 @@ DEFAULT_RATE_LIMIT = 100.0
 DEFAULT_RATE_BURST = 200
 DEFAULT_GRACE_SECONDS = 10.0
 DEFAULT_MAX_CONCURRENT_RPCS = 1000
+DEFAULT_MAX_WATCHERS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +41,5 @@ class ServerConfig:
     """Bind with SO_REUSEPORT, so that the other workers can serve the same port."""
     limits: GrpcLimits = field(default_factory=GrpcLimits)
     """The gRPC port's message, metadata, stream, keepalive and connection limits."""
+    max_watchers: int = DEFAULT_MAX_WATCHERS
+    """WatchCheckpoints streams open at once in this process; more get RESOURCE_EXHAUSTED."""

@@ -8,7 +8,9 @@
     ├── Aborted                      ABORTED (etag mismatch, lost a write race)
     ├── Unauthenticated              UNAUTHENTICATED
     ├── PermissionDenied             PERMISSION_DENIED
+    ├── OutOfRange                   OUT_OF_RANGE (a resume point older than the history)
     ├── RateLimited                  RESOURCE_EXHAUSTED, with RetryInfo
+    │   └── TooManyWatchers          RESOURCE_EXHAUSTED, with RetryInfo (--max-watchers)
     └── Unavailable                  UNAVAILABLE (the store cannot be reached)
 
 The store raises these (wrapping driver errors `from exc`); the call guard turns them into gRPC
@@ -129,6 +131,11 @@ class PermissionDenied(CheckpointError):
     reason = "MISSING_SCOPE"
 
 
+class OutOfRange(CheckpointError):
+    grpc_code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "RESUME_TOKEN_EXPIRED"
+
+
 class RateLimited(CheckpointError):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RATE_LIMITED"
@@ -147,6 +154,10 @@ class RateLimited(CheckpointError):
         packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         details.append(packed)
         return details
+
+
+class TooManyWatchers(RateLimited):
+    reason = "TOO_MANY_WATCHERS"
 
 
 class Unavailable(CheckpointError):

@@ -8,7 +8,8 @@ INTERNAL with a fixed message; the traceback goes to the log with the request id
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from server.ratelimit import Limiter
 log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 INTERNAL_MESSAGE = "internal error"
 
 
@@ -53,21 +55,30 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behavior: Behavior
-        if method.startswith(OPEN_PREFIXES):  # no guard, but observed (span, access line)
-            behavior, parse = handler.unary_unary, handler.request_deserializer  # type: ignore[assignment]
+        if handler.unary_unary is not None:
+            behavior: Behavior
+            if method.startswith(OPEN_PREFIXES):  # no guard, but observed (span, access line)
+                behavior, parse = handler.unary_unary, handler.request_deserializer  # type: ignore[assignment]
+            else:
+                behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
+                if self._metrics is not None:  # outside the guard: refused calls are counted too
+                    behavior = self._metrics.observe(method, behavior)
+                parse = _tolerant(handler.request_deserializer)
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                observed(method, behavior),
+                request_deserializer=parse,
+                response_serializer=handler.response_serializer,
+            )
+        elif handler.unary_stream is not None and not method.startswith(OPEN_PREFIXES):
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                self._guarded_stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         else:
-            behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
-            if self._metrics is not None:  # outside the guard: refused calls are counted too
-                behavior = self._metrics.observe(method, behavior)
-            parse = _tolerant(handler.request_deserializer)
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            observed(method, behavior),
-            request_deserializer=parse,
-            response_serializer=handler.response_serializer,
-        )
+            return handler
         self._handlers[method] = wrapped
         return wrapped
 
@@ -96,6 +107,38 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 raise
             except Exception:
                 request_id = current_request_id()
+                log.exception("unexpected error in %s (request id %s)", method, request_id)
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+        return guarded
+
+    def _guarded_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        """The same checks once at the start of a stream (one token from the bucket per call);
+        an error before or after the first message ends the stream with its status."""
+        auth, limiter = self._auth, self._limiter
+
+        async def guarded(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            metadata = context.invocation_metadata() or ()
+            try:
+                record = auth.authorize(
+                    method, [str(v) for k, v in metadata if k == "authorization"]
+                )
+                await limiter.acquire(record.name)
+                if isinstance(request, _Undecodable):
+                    raise InvalidArgument(f"request message does not parse: {request.error}")
+                async for response in behavior(request, context):
+                    yield response
+            except CheckpointError as err:
+                status = err.to_rpc_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                request_id = next(
+                    (str(v) for k, v in metadata if k == "x-request-id"), uuid.uuid4().hex
+                )
                 log.exception("unexpected error in %s (request id %s)", method, request_id)
                 await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 

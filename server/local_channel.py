@@ -30,6 +30,7 @@ import grpc
 from grpc.aio import Metadata
 
 from server.local_context import LocalContext, MetadataPairs, rpc_error
+from server.local_stream import LocalStreamMultiCallable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class LocalChannel(grpc.aio.Channel):
     """A grpc.aio.Channel whose unary calls run the registered handlers in this process.
 
     It also plays the server's part for registration: pass it to add_*Servicer_to_server.
-    Only unary-unary methods are carried; the other shapes raise NotImplementedError.
+    Unary-unary and unary-stream methods are carried; client streaming raises
+    NotImplementedError.
     """
 
     def __init__(
@@ -230,14 +232,23 @@ class LocalChannel(grpc.aio.Channel):
     async def channel_ready(self) -> None:
         return None
 
-    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryStreamMultiCallable[Any, Any]:
+        """Server streaming, the same way (server.local_stream)."""
+        return LocalStreamMultiCallable(
+            self._find, method, request_serializer, response_deserializer, self.max_message_bytes
+        )
 
     def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+        raise NotImplementedError("LocalChannel carries no client streaming")
 
     def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("LocalChannel carries unary-unary calls only")
+        raise NotImplementedError("LocalChannel carries no client streaming")
 
 
 def _wrap(interceptor: grpc.aio.ServerInterceptor[Any, Any], inner: _Lookup) -> _Lookup:

@@ -18,7 +18,7 @@ import grpc
 from server.domain import Checkpoint, Lookup, State
 from server.errors import CheckpointError
 from server.metrics import ServerMetrics
-from server.store import Change, Completion, RequestKey, Store
+from server.store import Change, Changes, Completion, RequestKey, Snapshot, Store
 
 _T = TypeVar("_T")
 
@@ -99,6 +99,15 @@ class MeteredStore:
 
     async def release_request(self, key: RequestKey) -> None:
         await self._timed("release_request", self._store.release_request(key))
+
+    async def snapshot(self, state: State | None, checkpoint_id: str | None) -> Snapshot:
+        return await self._store.snapshot(state, checkpoint_id)
+
+    async def changes_after(self, after: int, limit: int) -> Changes:
+        return await self._store.changes_after(after, limit)
+
+    async def wait_for_change(self) -> None:
+        await self._store.wait_for_change()
 
     async def purge_requests(self, now: datetime) -> int:
         return await self._timed("purge_requests", self._store.purge_requests(now))

@@ -5,7 +5,7 @@ Auth, rate limits and error translation happen around it, in server.guard.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -19,8 +19,11 @@ from server.idempotency import REPLAYED, OnceOnly, request_key
 from server.paging import PageTokens, page_size
 from server.requests import new_checkpoint, patch_from_update, state_filter
 from server.store import Store
+from server.watch import WatchHub
 
 Context = grpc.aio.ServicerContext[object, object]
+ACCEPTED = (("x-stream-accepted", "1"),)
+"""Initial metadata sent once a watch passed its checks, before its first event."""
 
 
 def utc_now() -> datetime:
@@ -29,10 +32,15 @@ def utc_now() -> datetime:
 
 class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
     def __init__(
-        self, store: Store, pages: PageTokens, clock: Callable[[], datetime] = utc_now
+        self,
+        store: Store,
+        pages: PageTokens,
+        watches: WatchHub,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store, self._pages, self._clock = store, pages, clock
         self._once = OnceOnly(store)
+        self._watches = watches
 
     async def GetCheckpoint(
         self, request: svc.GetCheckpointRequest, context: Context
@@ -85,3 +93,12 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
     ) -> svc.DeleteCheckpointResponse:
         deleted = await self._store.delete(parse_lookup(request.checkpoint_id), request.etag)
         return svc.DeleteCheckpointResponse(checkpoint=checkpoint_to_proto(deleted))
+
+    async def WatchCheckpoints(
+        self, request: svc.WatchCheckpointsRequest, context: Context
+    ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
+        async def accepted() -> None:
+            await context.send_initial_metadata(ACCEPTED)
+
+        async for event in self._watches.watch(request, accepted):
+            yield event

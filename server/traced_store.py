@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from server.domain import Checkpoint, Lookup, State
-from server.store import Change, Completion, RequestKey, Store
+from server.store import Change, Changes, Completion, RequestKey, Snapshot, Store
 
 _T = TypeVar("_T")
 _tracer = trace.get_tracer("server.store")
@@ -80,6 +80,15 @@ class TracedStore:
 
     async def release_request(self, key: RequestKey) -> None:
         await self._traced("release_request", self._inner.release_request(key))
+
+    async def snapshot(self, state: State | None, checkpoint_id: str | None) -> Snapshot:
+        return await self._inner.snapshot(state, checkpoint_id)
+
+    async def changes_after(self, after: int, limit: int) -> Changes:
+        return await self._inner.changes_after(after, limit)
+
+    async def wait_for_change(self) -> None:
+        await self._inner.wait_for_change()
 
     async def purge_requests(self, now: datetime) -> int:
         return await self._traced("purge_requests", self._inner.purge_requests(now))

@@ -15,9 +15,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 from server.domain import Checkpoint, Lookup, State
 from server.errors import InvalidArgument, missing_extra
+from server.store._changes import CHANGE_RETENTION, ChangeKind, ChangeRecord, Changes, Snapshot
 from server.store._core import Change, Completion, RequestKey
 
-__all__ = ["Change", "Completion", "RequestKey", "Store", "open_store", "redact_url"]
+__all__ = [
+    "CHANGE_RETENTION",
+    "Change",
+    "ChangeKind",
+    "ChangeRecord",
+    "Changes",
+    "Completion",
+    "RequestKey",
+    "Snapshot",
+    "Store",
+    "open_store",
+    "redact_url",
+]
 
 
 class Store(Protocol):
@@ -75,6 +88,26 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise Unavailable when the store cannot answer."""
+        ...
+
+    async def snapshot(self, state: State | None, checkpoint_id: str | None) -> Snapshot:
+        """The newest change seq and the checkpoints matching the filters, read at one instant.
+
+        checkpoint_id, when given, is a canonical id; state, when given, filters by state.
+        """
+        ...
+
+    async def changes_after(self, after: int, limit: int) -> Changes:
+        """Up to limit committed changes with seq > after, in commit order.
+
+        Raises:
+            OutOfRange: changes after `after` have been purged (see CHANGE_RETENTION).
+        """
+        ...
+
+    async def wait_for_change(self) -> None:
+        """Return when changes may have committed: at once after a write through this store
+        or a notification from another process, else after the backend's poll interval."""
         ...
 
     async def close(self) -> None: ...

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from server.domain import ById, Checkpoint, Lookup, Resources, check_etag, describe, same_content
 from server.errors import Aborted, InvalidArgument, NotFound, RequestInProgress
+from server.store._changes import ChangeKind, Pending
 
 _T = TypeVar("_T")
 
@@ -103,6 +104,13 @@ class Transaction(Protocol):
 
     async def purge_requests(self, now: datetime) -> int:
         """Delete every key expired at now; returns how many."""
+
+    async def record(self, changes: Sequence[Pending]) -> None:
+        """Append changes to the change history (server.store._changes), in this transaction.
+
+        Called once, as the algorithm's last step, so that the history's commit-order lock is
+        held for as short a time as possible and never while waiting for a row lock.
+        """
         ...
 
 
@@ -125,6 +133,7 @@ async def create(
     Raises AlreadyExists.
     """
     await tx.insert(checkpoint)
+    await tx.record([(ChangeKind.CREATED, checkpoint)])
     if completes is not None:
         await tx.complete_request(completes.key, completes.result)
     return checkpoint
@@ -170,6 +179,7 @@ async def update(tx: Transaction, lookup: Lookup, change: Change) -> Checkpoint:
     seq, current = _existing(await tx.find(lookup), lookup)
     new = change(current)
     await tx.replace(seq, new)
+    await tx.record([(ChangeKind.UPDATED, new)])
     return new
 
 
@@ -178,6 +188,7 @@ async def delete(tx: Transaction, lookup: Lookup, expected_etag: str) -> Checkpo
     seq, current = _existing(await tx.find(lookup), lookup)
     check_etag(current, expected_etag)
     await tx.remove(seq)
+    await tx.record([(ChangeKind.DELETED, current)])
     return current
 
 
@@ -188,12 +199,12 @@ async def import_many(tx: Transaction, checkpoints: Sequence[Checkpoint]) -> int
     writer inserts between our read and our insert counts as existing; one that also vanishes
     again meanwhile aborts the whole import (the caller retries).
     """
-    written = 0
+    changes: list[Pending] = []
     for checkpoint in checkpoints:
         found = await tx.find(ById(checkpoint.id))
         if found is None:
             if await tx.insert(checkpoint, skip_existing_id=True):
-                written += 1
+                changes.append((ChangeKind.CREATED, checkpoint))
                 continue
             found = await tx.find(ById(checkpoint.id))
             if found is None:
@@ -202,9 +213,12 @@ async def import_many(tx: Transaction, checkpoints: Sequence[Checkpoint]) -> int
                 )
         seq, current = found
         if not same_content(current, checkpoint):
-            await tx.replace(seq, replace(checkpoint, version=current.version + 1))
-            written += 1
-    return written
+            new = replace(checkpoint, version=current.version + 1)
+            await tx.replace(seq, new)
+            changes.append((ChangeKind.UPDATED, new))
+    if changes:
+        await tx.record(changes)
+    return len(changes)
 
 
 def resource_columns(r: Resources) -> tuple[int, int, int]:

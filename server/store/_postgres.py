@@ -28,7 +28,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.domain import ById, Checkpoint, Lookup, Resources, State
 from server.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
-from server.store import _core
+from server.store import _core, _pg_changes
+from server.store._changes import Changes, Pending, Snapshot
 from server.store._core import Change, Completion, Found, RequestKey, resource_columns
 from server.store._postgres_requests import RequestRows
 from server.store._schema import POSTGRES_MIGRATIONS
@@ -91,6 +92,7 @@ class PostgresStore:
         self._started = False
         self._closed = False
         self._starting = asyncio.Lock()
+        self._listener = _pg_changes.Listener(conninfo, kwargs)
 
     @classmethod
     def open(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresStore:
@@ -169,6 +171,20 @@ class PostgresStore:
 
         await self._read(run)
 
+    async def snapshot(self, state: State | None, checkpoint_id: str | None) -> Snapshot:
+        id_ = None if checkpoint_id is None else _stored_id(checkpoint_id)
+        return await self._read(
+            lambda c: _pg_changes.snapshot(c, _SELECT, _to_checkpoint, state, id_)
+        )
+
+    async def changes_after(self, after: int, limit: int) -> Changes:
+        return await self._read(
+            lambda c: _pg_changes.changes_after(c, _to_checkpoint, after, limit)
+        )
+
+    async def wait_for_change(self) -> None:
+        await self._listener.wait()
+
     # -- writes: one transaction each ---------------------------------------------------------
 
     async def secret(self, name: str) -> bytes:
@@ -216,6 +232,7 @@ class PostgresStore:
     async def close(self) -> None:
         async with self._starting:
             self._closed = True
+            await self._listener.close()
             await self._pool.close()
 
     async def _read(self, work: Callable[[_Conn], Awaitable[_T]]) -> _T:
@@ -239,9 +256,12 @@ class PostgresStore:
     async def _write(self, work: Callable[[_Conn], Awaitable[_T]]) -> _T:
         """Run work in one transaction: COMMIT, or ROLLBACK on any exception (domain errors too)."""
         await self.start()
-        with _translated():
-            async with self._pool.connection() as conn, conn.transaction():
-                return await work(conn)
+        try:
+            with _translated():
+                async with self._pool.connection() as conn, conn.transaction():
+                    return await work(conn)
+        finally:
+            self._listener.poke()
 
 
 async def _migrate(conn: _Conn) -> None:
@@ -310,16 +330,7 @@ class _Rows(RequestRows):
 
     async def insert(self, c: Checkpoint, *, skip_existing_id: bool = False) -> bool:
         cur = await self._conn.execute(
-            _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing_id else _INSERT,
-            (
-                _stored_id(c.id),
-                c.display_name,
-                *resource_columns(c.resources),
-                c.state.value,
-                _aware(c.create_time),
-                _aware(c.update_time),
-                c.version,
-            ),
+            _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing_id else _INSERT, _params(c)
         )
         return cur.rowcount == 1
 
@@ -341,6 +352,22 @@ class _Rows(RequestRows):
 
     async def remove(self, seq: int) -> None:
         await self._conn.execute("DELETE FROM checkpoints WHERE seq = %s", (seq,))
+
+    async def record(self, changes: Sequence[Pending]) -> None:
+        await _pg_changes.record(self._conn, [(kind.value, *_params(c)) for kind, c in changes])
+
+
+def _params(c: Checkpoint) -> tuple[Any, ...]:
+    """A checkpoint's columns in _INSERT's order (the change history's, after its kind)."""
+    return (
+        _stored_id(c.id),
+        c.display_name,
+        *resource_columns(c.resources),
+        c.state.value,
+        _aware(c.create_time),
+        _aware(c.update_time),
+        c.version,
+    )
 
 
 def _canonical_uuid(value: str) -> UUID | None:

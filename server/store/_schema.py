@@ -48,6 +48,30 @@ SQLITE_MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX request_keys_expires ON request_keys (expires_us)",
         ],
     ),
+    (
+        3,
+        [
+            # The change history (server.store._changes): one row per committed change, with the
+            # checkpoint after it (for a delete, its last state). AUTOINCREMENT: a seq is never
+            # reused, even after the purge empties the table's low end.
+            """
+            CREATE TABLE checkpoint_changes (
+                seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind               TEXT    NOT NULL
+                                   CHECK (kind IN ('created', 'updated', 'deleted')),
+                id                 TEXT    NOT NULL,
+                display_name       TEXT    NOT NULL,
+                limit_memory_mib   INTEGER NOT NULL,
+                request_memory_mib INTEGER NOT NULL,
+                request_vcpus      INTEGER NOT NULL,
+                state              TEXT    NOT NULL,
+                create_time_us     INTEGER NOT NULL,
+                update_time_us     INTEGER NOT NULL,
+                version            INTEGER NOT NULL
+            )
+            """,
+        ],
+    ),
 ]
 
 # The same schema for PostgreSQL: identity seq for keyset paging, uuid ids, timestamptz times
@@ -98,6 +122,28 @@ POSTGRES_MIGRATIONS: list[tuple[int, list[str]]] = [
             )
             """,
             "CREATE INDEX request_keys_expires ON request_keys (expires)",
+        ],
+    ),
+    (
+        3,
+        [
+            """
+            CREATE TABLE checkpoint_changes (
+                seq                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                kind               text        NOT NULL,
+                id                 uuid        NOT NULL,
+                display_name       text        NOT NULL,
+                limit_memory_mib   bigint      NOT NULL,
+                request_memory_mib bigint      NOT NULL,
+                request_vcpus      bigint      NOT NULL,
+                state              text        NOT NULL,
+                create_time        timestamptz NOT NULL,
+                update_time        timestamptz NOT NULL,
+                version            bigint      NOT NULL,
+                CONSTRAINT checkpoint_changes_kind_check
+                    CHECK (kind IN ('created', 'updated', 'deleted'))
+            )
+            """,
         ],
     ),
 ]

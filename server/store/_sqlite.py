@@ -8,6 +8,7 @@ algorithms are `_core`'s; this module supplies their SQL (`_Rows`) and its error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import uuid
@@ -22,6 +23,16 @@ from urllib.parse import unquote, urlsplit
 from server.domain import ById, Checkpoint, Lookup, Resources, State
 from server.errors import AlreadyExists, InvalidArgument, Unavailable
 from server.store import _core
+from server.store._changes import (
+    ChangeKind,
+    ChangeRecord,
+    Changes,
+    Pending,
+    Snapshot,
+    check_resumable,
+    first_gap,
+    purge_through,
+)
 from server.store._core import (
     Change,
     Completion,
@@ -45,7 +56,11 @@ _INSERT = (
     " request_vcpus, state, create_time_us, update_time_us, version)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_CHANGE_SELECT = f"SELECT kind, {_COLUMNS} FROM checkpoint_changes"  # noqa: S608 (constant)
 _Row = tuple[int, str, str, int, int, int, str, int, int, int]
+
+POLL_SECONDS = 0.05
+"""How often watchers look for changes other processes committed to the same file."""
 
 
 def sqlite_path(url: str) -> str:
@@ -69,6 +84,7 @@ class SQLiteStore:
         self._reader = self._connect()
         self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer: sqlite3.Connection | None = None
+        self._wrote = asyncio.Event()
         self._migrate()
 
     @classmethod
@@ -144,6 +160,38 @@ class SQLiteStore:
         with _translated():
             self._reader.execute("SELECT 1").fetchone()
 
+    # -- the change history (server.store._changes) -------------------------------------------
+
+    async def snapshot(self, state: State | None, checkpoint_id: str | None) -> Snapshot:
+        clauses = [("state = ?", state.value if state else None), ("id = ?", checkpoint_id)]
+        used = [(sql, arg) for sql, arg in clauses if arg is not None]
+        where = f" WHERE {' AND '.join(sql for sql, _ in used)}" if used else ""
+        conn = self._reader
+        with _translated(), _transaction(conn, "BEGIN"):  # one read snapshot for both
+            (newest,) = conn.execute("SELECT max(seq) FROM checkpoint_changes").fetchone()
+            rows = conn.execute(f"{_SELECT}{where} ORDER BY seq", [a for _, a in used]).fetchall()
+        return newest or 0, [_to_checkpoint(row) for row in rows]
+
+    async def changes_after(self, after: int, limit: int) -> Changes:
+        conn = self._reader
+        with _translated():
+            rows = conn.execute(
+                f"{_CHANGE_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
+            records = [ChangeRecord(r[1], ChangeKind(r[0]), _to_checkpoint(r[1:])) for r in rows]
+            if first_gap(after, records):
+                (newest,) = conn.execute("SELECT max(seq) FROM checkpoint_changes").fetchone()
+                check_resumable(after, newest)
+        return records
+
+    async def wait_for_change(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the wait ends, and the change feed would never stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_SECONDS):
+                await self._wrote.wait()
+        self._wrote.clear()
+
     # -- writes: one thread, one transaction each ---------------------------------------------
 
     async def create(
@@ -190,9 +238,12 @@ class SQLiteStore:
         self._reader.close()
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer_pool, self._in_transaction, work
-        )
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer_pool, self._in_transaction, work
+            )
+        finally:
+            self._wrote.set()  # this process's watchers look at once, without waiting a poll
 
     def _in_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._writer is None:
@@ -253,6 +304,31 @@ class _Rows:
     async def remove(self, seq: int) -> None:
         self._conn.execute("DELETE FROM checkpoints WHERE seq = ?", (seq,))
 
+    async def record(self, changes: Sequence[Pending]) -> None:
+        # BEGIN IMMEDIATE holds the database's one write lock: seq order is commit order.
+        self._conn.executemany(
+            "INSERT INTO checkpoint_changes (kind, id, display_name, limit_memory_mib,"
+            " request_memory_mib, request_vcpus, state, create_time_us, update_time_us, version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    kind.value,
+                    c.id,
+                    c.display_name,
+                    *resource_columns(c.resources),
+                    c.state.value,
+                    _micros(c.create_time),
+                    _micros(c.update_time),
+                    c.version,
+                )
+                for kind, c in changes
+            ],
+        )
+        (newest,) = self._conn.execute("SELECT max(seq) FROM checkpoint_changes").fetchone()
+        self._conn.execute(
+            "DELETE FROM checkpoint_changes WHERE seq <= ?", (purge_through(newest),)
+        )
+
     async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
         row = self._conn.execute(
             "SELECT fingerprint, result, claimed_us, expires_us FROM request_keys"
@@ -307,9 +383,9 @@ def _key_columns(record: KeyRecord) -> tuple[bytes, bytes | None, int, int]:
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (domain errors included)."""
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(begin)
     try:
         yield
     except BaseException:

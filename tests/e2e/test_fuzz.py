@@ -6,6 +6,7 @@ generated creates, updates and deletes cannot disturb the shared session's data.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,9 @@ def test_generated_requests_get_documented_answers(fuzz_schema: Any, fuzz_target
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     assert len(operations) >= 11  # the five RPCs' routes, /healthz, /readyz, a HEAD per GET
     for operation in operations:
+        if STREAM in operation.definition.raw["responses"]["200"]["content"]:
+            _fuzz_stream(operation, headers, seen)
+            continue
 
         @settings(
             max_examples=EXAMPLES_PER_OPERATION,
@@ -114,6 +118,40 @@ def test_generated_requests_get_documented_answers(fuzz_schema: Any, fuzz_target
     assert seen[200] > 0, seen
     assert seen[422] > 0, seen
     assert not any(status >= 500 for status in seen), seen
+
+
+STREAM = "application/x-ndjson"
+STREAM_EXAMPLES = 15
+
+
+def _fuzz_stream(operation: Any, headers: dict[str, str], seen: Counter[int]) -> None:
+    """A streaming operation, each call bounded by Grpc-Timeout: no 5xx, the documented status
+    codes, and every item (an NDJSON line or an SSE event's data) is a data or error envelope."""
+
+    @settings(
+        max_examples=STREAM_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    @given(case=operation.as_strategy())
+    def check(case: Any) -> None:
+        response = case.call(headers={**headers, "Grpc-Timeout": "100m"})
+        seen[response.status_code] += 1
+        case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
+        kind = "".join(response.headers.get("content-type", []))  # a list of values
+        if kind.startswith("text/event-stream"):
+            items = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+        elif kind.startswith(STREAM):
+            items = response.text.splitlines()
+        else:
+            items = [response.text]
+        assert items, response.text
+        for item in items:
+            assert set(json.loads(item)) in ({"data"}, {"error"}), item
+
+    check()
 
 
 def test_fuzzing_left_the_service_answering(fuzz_target: _Target) -> None:

@@ -38,10 +38,11 @@ def concrete(template: str) -> str:
 
 
 def test_descriptors_have_the_contract_routes() -> None:
-    """The proto declares the five AIP-131..135 routes the contract lists."""
+    """The proto declares the five AIP-131..135 routes the contract lists, and the watch."""
     assert http_rules() == {
         CHECKPOINT_PATH: {"GET", "PATCH", "DELETE"},
         COLLECTION_PATH: {"GET", "POST"},
+        "/v1/checkpoints:watch": {"GET"},
     }
 
 

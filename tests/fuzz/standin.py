@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 _KEY = re.compile(r"[0-9a-z_.-]+")
@@ -62,3 +63,45 @@ class StandInChannel:
         if request_serializer is None or response_deserializer is None:
             raise TypeError("the bridge always passes both serializers")
         return _Call(method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        **_: Any,
+    ) -> _StreamMultiCallable:
+        if response_deserializer is None:
+            raise TypeError("the bridge always passes both serializers")
+        return _StreamMultiCallable(response_deserializer)
+
+
+_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]  # the stubs lack it
+
+
+class _StreamCall:
+    """One server-streaming call: a single empty message, then the end (grpc.aio.EOF)."""
+
+    def __init__(self, message: Any) -> None:
+        self._items = [message, _EOF]
+
+    async def read(self) -> Any:
+        return self._items.pop(0) if self._items else _EOF
+
+    async def initial_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def cancel(self) -> bool:
+        return False
+
+
+class _StreamMultiCallable:
+    def __init__(self, deserialize: Callable[[bytes], Any]) -> None:
+        self.deserialize = deserialize
+
+    def __call__(self, request: Any, **options: Any) -> _StreamCall:
+        metadata: Sequence[tuple[str, str]] = options.get("metadata") or ()
+        for key, value in metadata:
+            if not _KEY.fullmatch(key) or not _VALUE.fullmatch(value):
+                raise MetadataError(f"grpcio refuses metadata {key!r}: {value!r}")
+        return _StreamCall(self.deserialize(b""))

@@ -122,6 +122,7 @@ class Rpc:
     rule: http_pb2.HttpRule | None
     """None: the method has no google.api.http option."""
     streaming: bool = False
+    """Client streaming, which the bridge refuses."""
 
 
 def rule(method: str, path: str, body: str = "", response_body: str = "") -> http_pb2.HttpRule:
@@ -158,7 +159,7 @@ def service_schema(rpcs: Sequence[Rpc]) -> Schema:
             name=rpc.name, input_type=".routetest.Req", output_type=".routetest.Resp"
         )
         if rpc.streaming:
-            method.server_streaming = True
+            method.client_streaming = True
         if rpc.rule is not None:
             method.options.Extensions[annotations_pb2.http].CopyFrom(rpc.rule)  # type: ignore[index]
     pool = _pool_with(file)

@@ -143,6 +143,7 @@ async def test_openapi_json_is_the_generated_document(asgi_bridge: Bridge) -> No
     assert methods == {
         "/v1/checkpoints": ["get", "head", "post"],
         "/v1/checkpoints/{checkpoint_id}": ["delete", "get", "head", "patch"],
+        "/v1/checkpoints:watch": ["get", "head"],
         "/healthz": ["get", "head"],
         "/readyz": ["get", "head"],
     }

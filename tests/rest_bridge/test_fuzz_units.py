@@ -374,7 +374,7 @@ def test_random_raw_query_through_to_request_only_raises_decode_error() -> None:
 
 
 def test_route_table_has_the_fuzzed_methods() -> None:
-    """The fuzzed table holds the five CheckpointService routes (so no case is vacuous)."""
+    """The fuzzed table holds the six CheckpointService routes (so no case is vacuous)."""
     assert isinstance(_TABLE, RouteTable)
     assert set(_ROUTES) == {
         "GetCheckpoint",
@@ -382,9 +382,11 @@ def test_route_table_has_the_fuzzed_methods() -> None:
         "CreateCheckpoint",
         "UpdateCheckpoint",
         "DeleteCheckpoint",
+        "WatchCheckpoints",
     }
     for route in _ROUTES.values():
         assert route.template.variables or route.rpc.name in {
             "ListCheckpoints",
             "CreateCheckpoint",
+            "WatchCheckpoints",
         }

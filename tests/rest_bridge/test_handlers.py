@@ -37,6 +37,8 @@ class _UnusedChannel:
 
         return call
 
+    unary_stream = unary_unary
+
 
 def _app() -> BridgeApp:
     channel = cast(grpc.aio.Channel, _UnusedChannel())

@@ -180,6 +180,10 @@ class FakeChannel:
 
         return call
 
+    def unary_stream(self, path: str, **_: Any) -> Callable[..., Any]:
+        """Streaming routes are built too; these tests never call them."""
+        return lambda *args, **kwargs: None
+
 
 @pytest.fixture
 def channel() -> FakeChannel:

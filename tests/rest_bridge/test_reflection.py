@@ -29,6 +29,7 @@ CONTRACT_ROUTES = {
     ("POST", "/v1/checkpoints"),
     ("PATCH", "/v1/checkpoints/{checkpoint_id}"),
     ("DELETE", "/v1/checkpoints/{checkpoint_id}"),
+    ("GET", "/v1/checkpoints:watch"),  # issue 14
 }
 Setup = Callable[[grpc.aio.Server], None]
 

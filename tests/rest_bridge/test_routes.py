@@ -16,6 +16,7 @@ EXPECTED_ROUTES = {
     ("POST", "/v1/checkpoints", "checkpoint", "checkpoint", "CreateCheckpoint"),
     ("PATCH", "/v1/checkpoints/{checkpoint_id}", "checkpoint", "checkpoint", "UpdateCheckpoint"),
     ("DELETE", "/v1/checkpoints/{checkpoint_id}", "", "checkpoint", "DeleteCheckpoint"),
+    ("GET", "/v1/checkpoints:watch", "", "", "WatchCheckpoints"),
 }
 
 
@@ -26,7 +27,7 @@ def table() -> RouteTable:
 
 
 def test_checkpoint_routes(table: RouteTable) -> None:
-    """The shipped descriptors give exactly the contract's five routes."""
+    """The shipped descriptors give exactly the contract's five routes and the watch."""
     assert {
         (r.http_method, r.template.source, r.body, r.response_body, r.rpc.name)
         for r in table.routes
@@ -222,7 +223,9 @@ def test_same_shape_other_method_is_no_collision() -> None:
         ),
         pytest.param(Rpc("M", rule("get", "/v1//x")), "'/v1//x'", id="bad-template"),
         pytest.param(Rpc("M", rule("get", "/healthz")), "reserved by the bridge", id="reserved"),
-        pytest.param(Rpc("M", rule("get", "/v1/x"), streaming=True), "streaming", id="streaming"),
+        pytest.param(
+            Rpc("M", rule("get", "/v1/x"), streaming=True), "client streaming", id="streaming"
+        ),
     ],
 )
 def test_unservable_rules_are_refused(rpc: Rpc, problem: str) -> None:

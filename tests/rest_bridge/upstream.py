@@ -149,6 +149,8 @@ class StandIn(svc_grpc.CheckpointServiceServicer):
     """Set when a call arrives (before its behaviour runs)."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
     """What a `hold` behaviour waits for."""
+    watch_events: list[message.Message] = field(default_factory=list)
+    """What WatchCheckpoints streams before it holds."""
 
     def hold(self, reply: message.Message) -> Behaviour:
         """A behaviour that waits for `release` (or the deadline), then returns reply."""
@@ -190,6 +192,13 @@ class StandIn(svc_grpc.CheckpointServiceServicer):
     async def DeleteCheckpoint(self, request: Any, context: Any) -> Any:
         return await self._serve("DeleteCheckpoint", request, context)
 
+    async def WatchCheckpoints(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        """Yields `watch_events`, then waits for `release` (the stream stays open)."""
+        await self._serve("WatchCheckpoints", request, context)
+        for event in self.watch_events:
+            yield event
+        await self.release.wait()
+
 
 _DEFAULTS: dict[str, message.Message] = {
     "GetCheckpoint": svc.GetCheckpointResponse(checkpoint=checkpoint()),
@@ -197,6 +206,7 @@ _DEFAULTS: dict[str, message.Message] = {
     "CreateCheckpoint": svc.CreateCheckpointResponse(checkpoint=checkpoint()),
     "UpdateCheckpoint": svc.UpdateCheckpointResponse(checkpoint=checkpoint()),
     "DeleteCheckpoint": svc.DeleteCheckpointResponse(checkpoint=checkpoint()),
+    "WatchCheckpoints": svc.WatchCheckpointsResponse(),
 }
 
 

@@ -19,6 +19,7 @@ WRITE = "checkpoints:write"
 EXPECTED_SCOPES: dict[str, str] = {
     "/checkpoint.v1.CheckpointService/GetCheckpoint": READ,
     "/checkpoint.v1.CheckpointService/ListCheckpoints": READ,
+    "/checkpoint.v1.CheckpointService/WatchCheckpoints": READ,
     "/checkpoint.v1.CheckpointService/CreateCheckpoint": WRITE,
     "/checkpoint.v1.CheckpointService/UpdateCheckpoint": WRITE,
     "/checkpoint.v1.CheckpointService/DeleteCheckpoint": WRITE,

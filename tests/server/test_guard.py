@@ -62,6 +62,17 @@ class Servicer(svc_grpc.CheckpointServiceServicer):
 
     ListCheckpoints = CreateCheckpoint = UpdateCheckpoint = DeleteCheckpoint = _unused
 
+    async def WatchCheckpoints(
+        self, request: svc.WatchCheckpointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[svc.WatchCheckpointsResponse]:
+        """Two events, then NotFound (an error after the first message); "boom": a bug."""
+        self.requests.append(svc.GetCheckpointRequest(checkpoint_id=request.checkpoint_id))
+        if request.checkpoint_id == "boom":
+            raise ValueError("a bug")
+        for token in ("t1", "t2"):
+            yield svc.WatchCheckpointsResponse(type=svc.WATCH_EVENT_TYPE_SYNCED, resume_token=token)
+        raise NotFound("gone mid-stream")
+
 
 @dataclass
 class Limiter:
@@ -238,3 +249,52 @@ async def test_an_unknown_method_is_unimplemented(env: Env) -> None:
     error = await _fails(raw(b"", metadata=READ))
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert env.limiter.keys == []
+
+
+async def _stream(
+    env: Env, metadata: Any, checkpoint_id: str = "w"
+) -> tuple[list[str], grpc.aio.AioRpcError]:
+    call = env.stub.WatchCheckpoints(
+        svc.WatchCheckpointsRequest(checkpoint_id=checkpoint_id), metadata=metadata
+    )
+    tokens: list[str] = []
+    try:
+        async for event in call:
+            tokens.append(event.resume_token)
+    except grpc.aio.AioRpcError as error:
+        return tokens, error
+    raise AssertionError("the stream ended without an error")
+
+
+async def test_a_stream_is_guarded_once_and_its_errors_translated(env: Env) -> None:
+    """A server stream takes one token from the bucket, and an error after its first messages
+    still ends it with the error's own status and ErrorInfo."""
+    tokens, error = await _stream(env, READ)
+    assert tokens == ["t1", "t2"]
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "gone mid-stream"
+    assert _reason(error) == "CHECKPOINT_NOT_FOUND"
+    assert env.limiter.keys == ["reader"]
+
+
+async def test_an_unauthenticated_stream_sends_nothing(env: Env) -> None:
+    """No token: UNAUTHENTICATED before any message, without reaching limiter or servicer."""
+    for _ in range(2):  # the cached wrapped stream handler is guarded too
+        tokens, error = await _stream(env, ())
+        assert (tokens, error.code()) == ([], grpc.StatusCode.UNAUTHENTICATED)
+    assert env.limiter.keys == []
+    assert env.servicer.requests == []
+
+
+async def test_an_unexpected_error_in_a_stream_is_internal_with_a_fixed_message(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in a streaming handler answers INTERNAL "internal error"; the log has the trace."""
+    with caplog.at_level(logging.ERROR, logger="server.guard"):
+        tokens, error = await _stream(env, READ, "boom")
+    assert (tokens, error.code(), error.details()) == (
+        [],
+        grpc.StatusCode.INTERNAL,
+        INTERNAL_MESSAGE,
+    )
+    assert "a bug" in caplog.text

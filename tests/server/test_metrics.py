@@ -133,6 +133,15 @@ class Store:
     async def purge_requests(self, now: Any) -> int:
         return 0
 
+    async def snapshot(self, state: Any, checkpoint_id: Any) -> Any:
+        raise NotImplementedError
+
+    async def changes_after(self, after: int, limit: int) -> Any:
+        raise NotImplementedError
+
+    async def wait_for_change(self) -> None:
+        return None
+
     async def update(self, lookup: Lookup, change: Change) -> Checkpoint:
         raise Aborted("etag mismatch")
 

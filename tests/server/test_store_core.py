@@ -8,6 +8,7 @@ make PostgreSQL do reliably, and `run_unsuspended` is held to never hiding a sus
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ import pytest
 from server.domain import ById, ByName, Checkpoint, Lookup, State
 from server.errors import Aborted, NotFound, RequestInProgress
 from server.store import _core
+from server.store._changes import ChangeKind, Pending
 from server.store._core import Found, KeyRecord, RequestKey, run_unsuspended
 from tests.server.test_store import T0, make
 
@@ -32,6 +34,7 @@ class Rows:
         self.keys: dict[tuple[str, str], KeyRecord] = {}
         self.rival_keys: list[KeyRecord] = []
         """Claims "another replica" stores just before each of our inserts of a key."""
+        self.recorded: list[Pending] = []
 
     async def find(self, lookup: Lookup) -> Found | None:
         for seq, c in self.rows.items():
@@ -84,6 +87,9 @@ class Rows:
 
     async def purge_requests(self, now: object) -> int:
         return 0
+
+    async def record(self, changes: Sequence[Pending]) -> None:
+        self.recorded.extend(changes)
 
 
 async def test_update_and_delete_of_a_missing_row_are_not_found_and_write_nothing() -> None:
@@ -181,3 +187,22 @@ async def test_a_claim_losing_twice_to_vanishing_rivals_is_aborted() -> None:
     rows.rival_keys += [KeyRecord(b"f", None, T0, T0 + TTL)] * 2
     with pytest.raises(Aborted, match="claimed concurrently"):
         await _core.claim_request(rows, KEY, T0, ttl=TTL, lease=LEASE)
+
+
+async def test_every_algorithm_records_its_change_once_and_refusals_record_nothing() -> None:
+    """Create, update, delete and import each record what they changed; a refused write nothing."""
+    a, b = make("a"), make("b")
+    rows = Rows()
+    await _core.create(rows, a)
+    updated = await _core.update(rows, ById(a.id), lambda c: replace(c, version=c.version + 1))
+    with pytest.raises(Aborted):
+        await _core.delete(rows, ById(a.id), "stale")
+    await _core.delete(rows, ById(a.id), "")
+    assert await _core.import_many(rows, [b, b]) == 1
+    assert [(kind, c.id) for kind, c in rows.recorded] == [
+        (ChangeKind.CREATED, a.id),
+        (ChangeKind.UPDATED, a.id),
+        (ChangeKind.DELETED, a.id),
+        (ChangeKind.CREATED, b.id),
+    ]
+    assert rows.recorded[2][1] == updated

@@ -1,5 +1,11 @@
 """A gRPC server for any descriptor set that echoes each unary request back (test-only).
 
+A server-streaming method answers `count` messages numbered after its `resume_token` (a
+number), each echoing `name`, with `type` 1; a `name` ending in "refuse" fails before any
+message, one ending in "fail" after the first. With `hold` the stream stays open; when its
+caller goes away the server prints "cancelled NAME", so tests can see that a disconnect reached
+it.
+
 Usage: python tests/transcoding/echo_server.py DESCRIPTOR_SET SERVICE [--port N] [--reflection]
 [--max-connection-age-ms MS];
 prints "port N" when ready. --reflection adds server reflection (grpcio-reflection's v1alpha only,
@@ -33,12 +39,44 @@ def _handlers(
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
             return request
 
+        if method.server_streaming:
+            response_class = message_factory.GetMessageClass(method.output_type)
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _repeater(response_class),
+                request_deserializer=request_class.FromString,
+                response_serializer=response_class.SerializeToString,
+            )
+            continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             echo,
             request_deserializer=request_class.FromString,
             response_serializer=request_class.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _repeater(response_class: Any) -> Any:
+    async def repeat(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        last = request.name.rsplit("/", 1)[-1]
+        if last == "refuse":
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "asked to refuse")
+        start = int(request.resume_token) if request.resume_token.isdigit() else 0
+        finished = False
+        try:
+            for index in range(start + 1, start + 1 + request.count):
+                yield response_class(
+                    name=request.name, index=index, resume_token=str(index), type=1
+                )
+                if last == "fail":
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
+            if request.hold:
+                await asyncio.sleep(3600)
+            finished = True
+        finally:
+            if not finished:  # cancelled (at a yield or while holding), or aborted
+                print(f"cancelled {request.name}", flush=True)
+
+    return repeat
 
 
 async def main(args: argparse.Namespace) -> None:

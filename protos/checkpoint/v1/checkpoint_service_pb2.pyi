@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,42 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _WatchEventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WatchEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WatchEventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WATCH_EVENT_TYPE_UNSPECIFIED: _WatchEventType.ValueType  # 0
+    """Never sent."""
+    WATCH_EVENT_TYPE_EXISTING: _WatchEventType.ValueType  # 1
+    """A checkpoint that matched when the watch started (the snapshot)."""
+    WATCH_EVENT_TYPE_SYNCED: _WatchEventType.ValueType  # 2
+    """The snapshot is complete; changes follow. Carries no checkpoint."""
+    WATCH_EVENT_TYPE_CREATED: _WatchEventType.ValueType  # 3
+    """A checkpoint was created (or imported for the first time)."""
+    WATCH_EVENT_TYPE_UPDATED: _WatchEventType.ValueType  # 4
+    """A checkpoint was changed (by an update or an import)."""
+    WATCH_EVENT_TYPE_DELETED: _WatchEventType.ValueType  # 5
+    """A checkpoint was deleted; the event carries its last state."""
+
+class WatchEventType(_WatchEventType, metaclass=_WatchEventTypeEnumTypeWrapper):
+    """What a WatchCheckpointsResponse reports."""
+
+WATCH_EVENT_TYPE_UNSPECIFIED: WatchEventType.ValueType  # 0
+"""Never sent."""
+WATCH_EVENT_TYPE_EXISTING: WatchEventType.ValueType  # 1
+"""A checkpoint that matched when the watch started (the snapshot)."""
+WATCH_EVENT_TYPE_SYNCED: WatchEventType.ValueType  # 2
+"""The snapshot is complete; changes follow. Carries no checkpoint."""
+WATCH_EVENT_TYPE_CREATED: WatchEventType.ValueType  # 3
+"""A checkpoint was created (or imported for the first time)."""
+WATCH_EVENT_TYPE_UPDATED: WatchEventType.ValueType  # 4
+"""A checkpoint was changed (by an update or an import)."""
+WATCH_EVENT_TYPE_DELETED: WatchEventType.ValueType  # 5
+"""A checkpoint was deleted; the event carries its last state."""
+Global___WatchEventType: _TypeAlias = WatchEventType  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):
@@ -295,3 +332,73 @@ class DeleteCheckpointResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteCheckpointResponse: _TypeAlias = DeleteCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class WatchCheckpointsRequest(_message.Message):
+    """Request for WatchCheckpoints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    checkpoint_id: _builtins.str
+    """Watch only this checkpoint (UUID or display name, resolved as GetCheckpoint does);
+    empty watches every checkpoint.
+    """
+    state: _checkpoint_pb2.CheckpointState.ValueType
+    """Watch only checkpoints in this state (for a change, the state after it; for a
+    delete, the last state); unset watches every state.
+    """
+    resume_token: _builtins.str
+    """The resume_token of the last event received: the stream starts with what committed
+    after it, without a snapshot. Empty starts with a snapshot.
+    """
+    def __init__(
+        self,
+        *,
+        checkpoint_id: _builtins.str = ...,
+        state: _checkpoint_pb2.CheckpointState.ValueType = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "resume_token", b"resume_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchCheckpointsRequest: _TypeAlias = WatchCheckpointsRequest  # noqa: Y015
+
+@_typing.final
+class WatchCheckpointsResponse(_message.Message):
+    """One event of WatchCheckpoints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    type: Global___WatchEventType.ValueType
+    """What happened."""
+    resume_token: _builtins.str
+    """Pass this as resume_token to continue after this event, on any replica."""
+    @_builtins.property
+    def checkpoint(self) -> _checkpoint_pb2.Checkpoint:
+        """The checkpoint as it is after the event (for DELETED, as it was); unset for SYNCED."""
+
+    def __init__(
+        self,
+        *,
+        type: Global___WatchEventType.ValueType = ...,
+        checkpoint: _checkpoint_pb2.Checkpoint | None = ...,
+        resume_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "checkpoint", b"checkpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint", "checkpoint", b"checkpoint", "resume_token", b"resume_token", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__checkpoint: _TypeAlias = _typing.Literal["checkpoint"]  # noqa: Y015
+    _WhichOneofArgType__checkpoint: _TypeAlias = _typing.Literal["_checkpoint", b"_checkpoint"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__checkpoint) -> _WhichOneofReturnType__checkpoint | None: ...
+
+Global___WatchCheckpointsResponse: _TypeAlias = WatchCheckpointsResponse  # noqa: Y015

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class CheckpointServiceStub:
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     def __init__(self, channel):
@@ -61,11 +61,16 @@ class CheckpointServiceStub:
                 request_serializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointRequest.SerializeToString,
                 response_deserializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointResponse.FromString,
                 _registered_method=True)
+        self.WatchCheckpoints = channel.unary_stream(
+                '/checkpoint.v1.CheckpointService/WatchCheckpoints',
+                request_serializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsRequest.SerializeToString,
+                response_deserializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsResponse.FromString,
+                _registered_method=True)
 
 
 class CheckpointServiceServicer:
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     def GetCheckpoint(self, request, context):
@@ -103,6 +108,16 @@ class CheckpointServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCheckpoints(self, request, context):
+        """Watch checkpoints: without a resume_token, one EXISTING event per matching checkpoint,
+        then one SYNCED, then CREATED, UPDATED and DELETED as writes commit, in commit order,
+        each exactly once. With a resume_token, only what committed after it. Over REST the
+        stream is Server-Sent Events (Accept: text/event-stream) or NDJSON.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CheckpointServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +146,11 @@ def add_CheckpointServiceServicer_to_server(servicer, server):
                     request_deserializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointRequest.FromString,
                     response_serializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointResponse.SerializeToString,
             ),
+            'WatchCheckpoints': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCheckpoints,
+                    request_deserializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsRequest.FromString,
+                    response_serializer=checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'checkpoint.v1.CheckpointService', rpc_method_handlers)
@@ -141,7 +161,7 @@ def add_CheckpointServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CheckpointService:
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     @staticmethod
@@ -269,6 +289,33 @@ class CheckpointService:
             '/checkpoint.v1.CheckpointService/DeleteCheckpoint',
             checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointRequest.SerializeToString,
             checkpoint_dot_v1_dot_checkpoint__service__pb2.DeleteCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/checkpoint.v1.CheckpointService/WatchCheckpoints',
+            checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsRequest.SerializeToString,
+            checkpoint_dot_v1_dot_checkpoint__service__pb2.WatchCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class CheckpointServiceStub:
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     @_typing.overload
@@ -45,11 +45,17 @@ class CheckpointServiceStub:
     """Update the fields named by update_mask (display_name, resources, state)."""
     DeleteCheckpoint: _grpc.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteCheckpointRequest, _checkpoint_service_pb2.DeleteCheckpointResponse]
     """Delete a checkpoint by UUID or display name; answers with what was deleted."""
+    WatchCheckpoints: _grpc.UnaryStreamMultiCallable[_checkpoint_service_pb2.WatchCheckpointsRequest, _checkpoint_service_pb2.WatchCheckpointsResponse]
+    """Watch checkpoints: without a resume_token, one EXISTING event per matching checkpoint,
+    then one SYNCED, then CREATED, UPDATED and DELETED as writes commit, in commit order,
+    each exactly once. With a resume_token, only what committed after it. Over REST the
+    stream is Server-Sent Events (Accept: text/event-stream) or NDJSON.
+    """
 
 @_typing.type_check_only
 class CheckpointServiceAsyncStub(CheckpointServiceStub):
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -63,10 +69,16 @@ class CheckpointServiceAsyncStub(CheckpointServiceStub):
     """Update the fields named by update_mask (display_name, resources, state)."""
     DeleteCheckpoint: _aio.UnaryUnaryMultiCallable[_checkpoint_service_pb2.DeleteCheckpointRequest, _checkpoint_service_pb2.DeleteCheckpointResponse]  # type: ignore[assignment]
     """Delete a checkpoint by UUID or display name; answers with what was deleted."""
+    WatchCheckpoints: _aio.UnaryStreamMultiCallable[_checkpoint_service_pb2.WatchCheckpointsRequest, _checkpoint_service_pb2.WatchCheckpointsResponse]  # type: ignore[assignment]
+    """Watch checkpoints: without a resume_token, one EXISTING event per matching checkpoint,
+    then one SYNCED, then CREATED, UPDATED and DELETED as writes commit, in commit order,
+    each exactly once. With a resume_token, only what committed after it. Over REST the
+    stream is Server-Sent Events (Accept: text/event-stream) or NDJSON.
+    """
 
 class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores and serves checkpoint metadata. Every call needs a bearer token:
-    checkpoints:read for Get and List, checkpoints:write for Create, Update and Delete.
+    checkpoints:read for Get, List and Watch, checkpoints:write for Create, Update and Delete.
     """
 
     @_abc_1.abstractmethod
@@ -108,5 +120,17 @@ class CheckpointServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_checkpoint_service_pb2.DeleteCheckpointResponse, _abc.Awaitable[_checkpoint_service_pb2.DeleteCheckpointResponse]]:
         """Delete a checkpoint by UUID or display name; answers with what was deleted."""
+
+    @_abc_1.abstractmethod
+    def WatchCheckpoints(
+        self,
+        request: _checkpoint_service_pb2.WatchCheckpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_checkpoint_service_pb2.WatchCheckpointsResponse], _abc.AsyncIterator[_checkpoint_service_pb2.WatchCheckpointsResponse]]:
+        """Watch checkpoints: without a resume_token, one EXISTING event per matching checkpoint,
+        then one SYNCED, then CREATED, UPDATED and DELETED as writes commit, in commit order,
+        each exactly once. With a resume_token, only what committed after it. Over REST the
+        stream is Server-Sent Events (Accept: text/event-stream) or NDJSON.
+        """
 
 def add_CheckpointServiceServicer_to_server(servicer: CheckpointServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
