@@ -96,7 +96,8 @@ def two_workers(tmp_path: Path, tokens: tuple[Path, str]) -> Iterator[tuple[Proc
     """`serve --workers 2` with in-process REST; yields (process, gRPC address, REST address)."""
     process = _serve(tmp_path, tokens[0], "--workers", "2", "--rest-listen", "127.0.0.1:0")
     try:
-        wait_for(lambda: len(SERVING.findall(process.stdout.read_text())) == 2, "two workers")
+        # Each worker prints its gRPC line, then its REST line once that port serves too.
+        wait_for(lambda: len(REST.findall(process.stdout.read_text())) == 2, "two workers")
         address = SERVING.search(process.stdout.read_text())
         rest = REST.search(process.stdout.read_text())
         assert address is not None
