@@ -20,7 +20,6 @@ from pathlib import Path
 from checkpoint.v1 import checkpoint_pb2 as pb
 
 from checkpoint_prometheus import new_registry, serve_metrics
-from rest_bridge.codec import DecodeError
 from rest_bridge.config import DEFAULT_HEARTBEAT, BridgeConfig
 from rest_bridge.data_file import read_messages
 from rest_bridge.edge_io import EdgeLimits
@@ -50,12 +49,12 @@ from server.config import (
     DEFAULT_TOKENS,
     ServerConfig,
 )
-from server.errors import CheckpointError, InvalidArgument
+from server.errors import CheckpointError
 from server.grpc_limits import LIMIT_FLAGS, limits_from
-from server.importer import import_checkpoints, validate_entries
+from server.importer import import_file
 from server.metered_store import MeteredStore, backend_name
 from server.metrics import ServerMetrics
-from server.store import open_store, redact_url
+from server.store import migrate, open_store, redact_url
 from server.tokens import SCOPES, TokensFileError, create_token, load_tokens
 
 PROG = "checkpoint-server"
@@ -315,25 +314,9 @@ async def serve(config: ServerConfig, doors: Doors) -> None:
     log.info("stopped")
 
 
-def read_import_file(path: Path) -> list[pb.Checkpoint]:
-    """The entries of an import file, decoded as REST clients send a checkpoint.
-
-    Raises:
-        InvalidArgument: the file is not a JSON array of checkpoint objects.
-    """
-    try:
-        return read_messages(path, pb.Checkpoint, "checkpoints")
-    except DecodeError as exc:
-        raise InvalidArgument(str(exc)) from exc
-
-
-async def _import(database: str, path: Path) -> int:
-    entries = validate_entries(read_import_file(path), str(path))
-    store = open_store(database)
-    try:
-        return await import_checkpoints(store, entries)
-    finally:
-        await store.close()
+def _entries(path: Path) -> list[pb.Checkpoint]:
+    """An import file's checkpoints, decoded as REST clients send them (DecodeError if not)."""
+    return read_messages(path, pb.Checkpoint, "checkpoints")
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
@@ -342,7 +325,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     Raises:
         RuntimeError: a listen address cannot be bound.
     """
-    asyncio.run(_migrate(args.database))
+    asyncio.run(migrate(args.database))
     addresses = (
         ("--listen", args.listen),
         ("--rest-listen", args.rest_listen),
@@ -350,15 +333,6 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     )
     count = worker_count(args.workers)
     return run_workers("server", argv, addresses, count=count, grace=args.grace, name=PROG)
-
-
-async def _migrate(database: str) -> None:
-    """Open the store once before the workers do, so they never race to migrate it."""
-    store = open_store(database)
-    try:
-        await store.ping()
-    finally:
-        await store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         else:
-            count = asyncio.run(_import(args.database, args.file))
+            count = asyncio.run(import_file(args.database, _entries(args.file), str(args.file)))
             print(f"imported {count} checkpoint(s) into {redact_url(args.database)}")
     except (TokensFileError, CheckpointError, RuntimeError, ValueError) as exc:
         print(f"checkpoint-server: error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from checkpoint.v1 import checkpoint_pb2 as pb
 from server.domain import ByName, Checkpoint
 from server.errors import InvalidArgument, NotFound
 from server.requests import imported_checkpoint
-from server.store import Store
+from server.store import Store, open_store
 
 
 def validate_entries(
@@ -62,3 +62,17 @@ async def import_checkpoints(store: Store, entries: list[tuple[Checkpoint, bool]
                 )
         resolved.append(checkpoint)
     return await store.import_many(resolved)
+
+
+async def import_file(database: str, messages: Sequence[pb.Checkpoint], source: str) -> int:
+    """Validate messages (named after source in errors) and write them into database.
+
+    Raises:
+        InvalidArgument: an entry breaks the contract's rules.
+    """
+    entries = validate_entries(messages, source)
+    store = open_store(database)
+    try:
+        return await import_checkpoints(store, entries)
+    finally:
+        await store.close()

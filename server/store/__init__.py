@@ -28,6 +28,7 @@ __all__ = [
     "RequestKey",
     "Snapshot",
     "Store",
+    "migrate",
     "open_store",
     "redact_url",
 ]
@@ -155,3 +156,13 @@ def open_store(url: str, pool_size: int = 10) -> Store:
     raise InvalidArgument(
         f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH or postgresql://..."
     )
+
+
+async def migrate(url: str) -> None:
+    """Open the store once and close it: its migrations are applied (`serve --workers` does
+    this before its workers start, so they never race to migrate)."""
+    store = open_store(url)
+    try:
+        await store.ping()
+    finally:
+        await store.close()

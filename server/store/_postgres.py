@@ -31,8 +31,8 @@ from server.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
 from server.store import _core, _pg_changes
 from server.store._changes import Changes, Pending, Snapshot
 from server.store._core import Change, Completion, Found, RequestKey, resource_columns
+from server.store._pg_migrate import migrate
 from server.store._postgres_requests import RequestRows
-from server.store._schema import POSTGRES_MIGRATIONS
 
 _T = TypeVar("_T")
 _Conn = psycopg.AsyncConnection[TupleRow]
@@ -42,7 +42,6 @@ DEFAULT_POOL_SIZE = 10
 _CONNECT_TIMEOUT = 5
 _POOL_TIMEOUT = 10.0
 # The pg_advisory_xact_lock key that serialises migrations: the bytes of "ckptmeta".
-_MIGRATION_LOCK = int.from_bytes(b"ckptmeta", "big")
 
 _COLUMNS = (
     "seq, id, display_name, limit_memory_mib, request_memory_mib, request_vcpus, state, "
@@ -133,7 +132,7 @@ class PostgresStore:
                 raise Unavailable(f"cannot connect to the PostgreSQL database: {exc}") from exc
             try:
                 with _translated():
-                    await _migrate(conn)
+                    await migrate(conn)
             finally:
                 await conn.close()
             try:
@@ -262,24 +261,6 @@ class PostgresStore:
                     return await work(conn)
         finally:
             self._listener.poke()
-
-
-async def _migrate(conn: _Conn) -> None:
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cur = await conn.execute("SELECT version FROM schema_migrations")
-        applied = {version for (version,) in await cur.fetchall()}
-        for version, statements in POSTGRES_MIGRATIONS:
-            if version in applied:
-                continue
-            for statement in statements:
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
@@ -37,12 +37,12 @@ from server.store._core import (
     Change,
     Completion,
     Found,
-    KeyRecord,
     RequestKey,
     resource_columns,
     run_unsuspended,
 )
 from server.store._schema import SQLITE_MIGRATIONS
+from server.store._sqlite_requests import RequestRows, from_micros, micros
 
 _T = TypeVar("_T")
 
@@ -252,15 +252,12 @@ class SQLiteStore:
             return work(self._writer)
 
 
-class _Rows:
+class _Rows(RequestRows):
     """The SQL of `_core.Transaction` on one connection; its calls never suspend.
 
     A write runs inside BEGIN IMMEDIATE on the single writer, so a found row cannot change
     before the transaction ends: no row lock is needed.
     """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
 
     async def find(self, lookup: Lookup) -> Found | None:
         if isinstance(lookup, ById):
@@ -278,8 +275,8 @@ class _Rows:
                 c.display_name,
                 *resource_columns(c.resources),
                 c.state.value,
-                _micros(c.create_time),
-                _micros(c.update_time),
+                micros(c.create_time),
+                micros(c.update_time),
                 c.version,
             ),
         )
@@ -294,8 +291,8 @@ class _Rows:
                 c.display_name,
                 *resource_columns(c.resources),
                 c.state.value,
-                _micros(c.create_time),
-                _micros(c.update_time),
+                micros(c.create_time),
+                micros(c.update_time),
                 c.version,
                 seq,
             ),
@@ -317,8 +314,8 @@ class _Rows:
                     c.display_name,
                     *resource_columns(c.resources),
                     c.state.value,
-                    _micros(c.create_time),
-                    _micros(c.update_time),
+                    micros(c.create_time),
+                    micros(c.update_time),
                     c.version,
                 )
                 for kind, c in changes
@@ -328,58 +325,6 @@ class _Rows:
         self._conn.execute(
             "DELETE FROM checkpoint_changes WHERE seq <= ?", (purge_through(newest),)
         )
-
-    async def find_request(self, scope: str, request_id: str) -> KeyRecord | None:
-        row = self._conn.execute(
-            "SELECT fingerprint, result, claimed_us, expires_us FROM request_keys"
-            " WHERE scope = ? AND request_id = ?",
-            (scope, request_id),
-        ).fetchone()
-        if row is None:
-            return None
-        fingerprint, result, claimed, expires = row
-        return KeyRecord(
-            bytes(fingerprint),
-            None if result is None else bytes(result),
-            _from_micros(claimed),
-            _from_micros(expires),
-        )
-
-    async def insert_request(self, key: RequestKey, record: KeyRecord) -> bool:
-        cur = self._conn.execute(
-            "INSERT INTO request_keys (scope, request_id, fingerprint, result, claimed_us,"
-            " expires_us) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (key.scope, key.request_id, *_key_columns(record)),
-        )
-        return cur.rowcount == 1
-
-    async def replace_request(self, key: RequestKey, record: KeyRecord) -> None:
-        self._conn.execute(
-            "UPDATE request_keys SET fingerprint = ?, result = ?, claimed_us = ?,"
-            " expires_us = ? WHERE scope = ? AND request_id = ?",
-            (*_key_columns(record), key.scope, key.request_id),
-        )
-
-    async def complete_request(self, key: RequestKey, result: bytes) -> None:
-        self._conn.execute(
-            "UPDATE request_keys SET result = ? WHERE scope = ? AND request_id = ?",
-            (result, key.scope, key.request_id),
-        )
-
-    async def drop_request(self, key: RequestKey) -> None:
-        self._conn.execute(
-            "DELETE FROM request_keys WHERE scope = ? AND request_id = ? AND fingerprint = ?"
-            " AND result IS NULL",
-            (key.scope, key.request_id, key.fingerprint),
-        )
-
-    async def purge_requests(self, now: datetime) -> int:
-        cur = self._conn.execute("DELETE FROM request_keys WHERE expires_us <= ?", (_micros(now),))
-        return cur.rowcount
-
-
-def _key_columns(record: KeyRecord) -> tuple[bytes, bytes | None, int, int]:
-    return (record.fingerprint, record.result, _micros(record.claimed), _micros(record.expires))
 
 
 @contextmanager
@@ -409,18 +354,6 @@ def _translated() -> Iterator[None]:
         raise Unavailable("the checkpoint store is unavailable") from exc
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(t: datetime) -> int:
-    return (t - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(us: int) -> datetime:
-    return _EPOCH + us * _MICROSECOND
-
-
 def _to_checkpoint(row: _Row) -> Checkpoint:
     _, id_, name, lim, req, cpus, state, created, updated, version = row
     return Checkpoint(
@@ -428,7 +361,7 @@ def _to_checkpoint(row: _Row) -> Checkpoint:
         display_name=name,
         resources=Resources(limit_memory_mib=lim, request_memory_mib=req, request_vcpus=cpus),
         state=State(state),
-        create_time=_from_micros(created),
-        update_time=_from_micros(updated),
+        create_time=from_micros(created),
+        update_time=from_micros(updated),
         version=version,
     )
