@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 from grpc.aio import Metadata
 
-from server.local_context import LocalContext, MetadataPairs, rpc_error
+from server.local_context import LocalContext, MetadataPairs, rpc_error, unexpected_error
 from server.local_stream import LocalStreamMultiCallable
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,9 @@ class LocalChannel(grpc.aio.Channel):
             )
         except TimeoutError as exc:
             if not scope.expired():
-                outcome = _unexpected(method, exc)
+                outcome = unexpected_error(method, exc)
         except Exception as exc:
-            outcome = _unexpected(method, exc)
+            outcome = unexpected_error(method, exc)
         # Like a network client's timer, the deadline interrupts a call at an await; an answer
         # made before the loop got back to the timer is delivered (grpc delivers it too).
         if scope.expired():
@@ -256,12 +256,6 @@ def _wrap(interceptor: grpc.aio.ServerInterceptor[Any, Any], inner: _Lookup) -> 
         return await interceptor.intercept_service(inner, details)  # type: ignore[arg-type]
 
     return lookup
-
-
-def _unexpected(method: str, exc: BaseException) -> grpc.aio.AioRpcError:
-    """What grpc's aio server answers when a handler raises something other than an abort."""
-    log.error("unexpected %r raised by the handler of %s", exc, method, exc_info=exc)
-    return rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
 
 
 class _LocalMultiCallable(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):

@@ -6,12 +6,15 @@ AbortError, set_code/set_details, trailing metadata, time_remaining); the rest i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
 from grpc.aio import Metadata
+
+log = logging.getLogger(__name__)
 
 MetadataPairs = tuple[tuple[str, str | bytes], ...]
 
@@ -136,3 +139,10 @@ class LocalContext(grpc.aio.ServicerContext[Any, Any]):
 
     def done(self) -> bool:
         return False
+
+
+def unexpected_error(method: str, exc: BaseException) -> grpc.aio.AioRpcError:
+    """What grpc's aio server answers when a handler raises something other than an abort
+    (logged with its traceback, as grpc logs it)."""
+    log.error("unexpected %r raised by the handler of %s", exc, method, exc_info=exc)
+    return rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from grpc.aio import Metadata
 
-from server.local_context import LocalContext, MetadataPairs, rpc_error
+from server.local_context import LocalContext, MetadataPairs, rpc_error, unexpected_error
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,9 @@ class LocalStreamCall(grpc.aio.UnaryStreamCall[Any, Any]):
             )
         except TimeoutError as exc:
             if not scope.expired():
-                return _unexpected(self._method, exc)
+                return unexpected_error(self._method, exc)
         except Exception as exc:
-            return _unexpected(self._method, exc)
+            return unexpected_error(self._method, exc)
         if scope.expired():
             # What grpc's client reports for a deadline once the stream has begun.
             sent = self._context.headers.done()
@@ -190,11 +190,6 @@ class LocalStreamCall(grpc.aio.UnaryStreamCall[Any, Any]):
 
     def add_done_callback(self, callback: Any) -> None:
         raise grpc.aio.UsageError("done callbacks are not supported in-process")
-
-
-def _unexpected(method: str, exc: BaseException) -> grpc.aio.AioRpcError:
-    log.error("unexpected %r raised by the handler of %s", exc, method, exc_info=exc)
-    return rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
 
 
 class LocalStreamMultiCallable(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
