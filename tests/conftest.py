@@ -30,7 +30,7 @@ from tests.e2e import (
     start_bridge,
     start_server,
 )
-from tests.e2e.shared_doors import Doors, open_doors
+from tests.e2e.doors import Doors, open_doors
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,6 @@ def grpc_channel(grpc_server: GrpcServer) -> Iterator[grpc.Channel]:
 
 @pytest.fixture(scope="session")
 def rest_doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
-    """A server with gRPC and in-process REST, and a bridge in front of it (e2e.shared_doors)."""
+    """A server with gRPC and in-process REST, and a bridge in front of it (e2e.doors)."""
     with open_doors(tmp_path_factory.mktemp("doors")) as started:
         yield started

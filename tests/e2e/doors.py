@@ -1,8 +1,10 @@
-"""Both REST doors with CORS on, for the HTTP-semantics and browser tests.
+"""Both REST doors on one server: `serve --rest-listen` and a separate bridge process.
 
-One `checkpoint-server serve --rest-listen` (CORS from its --cors-origin flags) and one
-`checkpoint-rest-bridge` in front of its gRPC port (CORS from CHECKPOINT_REST_CORS_ORIGINS), on
-a fresh SQLite database, each bounded in time and stopped by the caller.
+For tests that must hold on either door: one server (SQLite, rate limit off) serving gRPC and
+in-process REST, and a `checkpoint-rest-bridge` in front of its gRPC port, optionally on seeded
+data and with CORS allowing some origins (the server by --cors-origin, the bridge by
+CHECKPOINT_REST_CORS_ORIGINS, so both ways of configuring it are exercised). Tokens: `writer`
+(write), `other` (write, a second client), `both` (read and write), `reader` (read).
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import Process, create_token, executable, free_port, import_checkpoints, start
+from tests.e2e import (
+    READ_SCOPE,
+    WRITE_SCOPE,
+    Process,
+    create_token,
+    executable,
+    free_port,
+    import_checkpoints,
+    start,
+)
 
 ENV_ORIGINS = "CHECKPOINT_REST_CORS_ORIGINS"
 
@@ -24,13 +35,16 @@ class Doors:
     inprocess: str
     bridge: str
     grpc_address: str
-    token: str
-    """Read and write."""
+    database: Path
+    writer: str
+    other: str
+    both: str
     reader: str
 
     @property
-    def both(self) -> tuple[str, str]:
-        return (self.inprocess, self.bridge)
+    def urls(self) -> dict[str, str]:
+        """Each REST door's base URL by name, for parametrised tests."""
+        return {"bridge": self.bridge, "inprocess": self.inprocess}
 
 
 def _address(server: Process, door: str) -> str:
@@ -39,19 +53,40 @@ def _address(server: Process, door: str) -> str:
 
 
 @contextmanager
-def open_doors(work: Path, seed: list[dict[str, Any]], origins: Sequence[str]) -> Iterator[Doors]:
-    """Start both doors allowing origins; stop them on exit."""
+def open_doors(
+    work: Path, seed: Sequence[dict[str, Any]] = (), origins: Sequence[str] = ()
+) -> Iterator[Doors]:
+    """Start the server (with --rest-listen) and a bridge, on seed, allowing origins; stop both."""
     tokens = work / "tokens.json"
-    token = create_token(tokens, "both", ["checkpoints:read", "checkpoints:write"])
-    reader = create_token(tokens, "reader", ["checkpoints:read"])
-    database = f"sqlite:///{work / 'checkpoints.db'}"
-    import_checkpoints(database, seed, work / "seed.json")
-    server_args = [executable("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
-    server_args += ["--rest-listen", "127.0.0.1:0", "--database", database]
-    server_args += ["--tokens", str(tokens), "--rate-limit", "0", "--grace", "1"]
-    for origin in origins:
-        server_args += ["--cors-origin", origin]
-    server = start("server", server_args, work)
+    writer = create_token(tokens, "writer", [WRITE_SCOPE])
+    other = create_token(tokens, "other", [WRITE_SCOPE])
+    both = create_token(tokens, "both", [READ_SCOPE, WRITE_SCOPE])
+    reader = create_token(tokens, "reader", [READ_SCOPE])
+    database = work / "checkpoints.db"
+    if seed:
+        import_checkpoints(f"sqlite:///{database}", list(seed), work / "seed.json")
+    cors = [arg for origin in origins for arg in ("--cors-origin", origin)]
+    server = start(
+        "server",
+        [
+            executable("checkpoint-server"),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rest-listen",
+            "127.0.0.1:0",
+            "--database",
+            f"sqlite:///{database}",
+            "--tokens",
+            str(tokens),
+            "--rate-limit",
+            "0",
+            "--grace",
+            "1",
+            *cors,
+        ],
+        work,
+    )
     procs = [server]
     try:
         grpc_address = _address(server, "gRPC")
@@ -77,7 +112,10 @@ def open_doors(work: Path, seed: list[dict[str, Any]], origins: Sequence[str]) -
             inprocess=f"http://{rest_address}",
             bridge=f"http://{bridge_address}",
             grpc_address=grpc_address,
-            token=token,
+            database=database,
+            writer=writer,
+            other=other,
+            both=both,
             reader=reader,
         )
     finally:

@@ -89,7 +89,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Doors, _Pa
     try:
         work = tmp_path_factory.mktemp("cors-browser")
         with open_doors(work, SEED, [allowed.origin]) as doors:
-            page = PAGE % {"doors": json.dumps(list(doors.both)), "token": json.dumps(doors.reader)}
+            urls = json.dumps(list(doors.urls.values()))
+            page = PAGE % {"doors": urls, "token": json.dumps(doors.reader)}
             allowed.page = other.page = page.encode()
             yield doors, allowed, other
     finally:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e import bearer
 from tests.e2e.devtools import Browser, Page, chromium
-from tests.e2e.shared_doors import Doors
+from tests.e2e.doors import Doors
 
 DOORS = ["bridge", "inprocess"]
 NAME = "docs-ui-example"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import executable, run_command
-from tests.e2e.shared_doors import Doors
+from tests.e2e.doors import Doors
 
 DOORS = ["bridge", "inprocess"]
 _CONFIG = "post_hooks: []\n"

@@ -53,7 +53,7 @@ def door(request: pytest.FixtureRequest, doors: Doors) -> Iterator[httpx.Client]
     with httpx.Client(
         base_url=getattr(doors, request.param),
         timeout=10.0,
-        headers={"Authorization": f"Bearer {doors.token}"},
+        headers={"Authorization": f"Bearer {doors.both}"},
     ) as client:
         yield client
 
@@ -69,7 +69,7 @@ def _answer(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
 def _alike(doors: Doors, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """Send the same request through both doors; the answers must be identical (Date aside)."""
     answers = []
-    for base in doors.both:
+    for base in doors.urls.values():
         with httpx.Client(base_url=base, timeout=10.0) as client:
             answers.append(client.request(method, path, **kwargs))
     assert _answer(answers[0]) == _answer(answers[1])
@@ -297,7 +297,7 @@ def test_preconditions_the_bridge_cannot_honour_are_refused_clearly(
 ) -> None:
     """Malformed or unsupported preconditions are an envelope, never silently ignored."""
     method, path, headers, status, field = case
-    sent = {**headers, "Authorization": f"Bearer {doors.token}"}
+    sent = {**headers, "Authorization": f"Bearer {doors.both}"}
     response = _alike(doors, method, path, headers=sent, json={"state": "ready"})
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -348,7 +348,7 @@ def test_a_gzip_bomb_is_413_by_its_decompressed_size(doors: Doors) -> None:
         "POST",
         "/v1/checkpoints",
         content=wire,
-        headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {doors.token}"},
+        headers={"Content-Encoding": "gzip", "Authorization": f"Bearer {doors.both}"},
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "invalid_argument"
@@ -368,7 +368,7 @@ def test_bad_content_encodings_are_clear_errors(
         "POST",
         "/v1/checkpoints",
         content=content,
-        headers={"Content-Encoding": encoding, "Authorization": f"Bearer {doors.token}"},
+        headers={"Content-Encoding": encoding, "Authorization": f"Bearer {doors.both}"},
     )
     assert response.status_code == status, response.text
     assert response.json()["error"]["details"][0]["field"] == "Content-Encoding"

@@ -21,7 +21,7 @@ from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
 from tests.e2e import bearer
-from tests.e2e.shared_doors import Doors
+from tests.e2e.doors import Doors
 
 DOORS = ["bridge", "inprocess"]
 RESOURCES = {"limits": {"memory_mib": 2048}, "requests": {"memory_mib": 1024, "vcpus": 2}}
