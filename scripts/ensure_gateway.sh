@@ -16,7 +16,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${CHECKPOINT_GATEWAY_DIR:-$repo/.bench/gateway}"
 binary="$build/checkpoint-grpc-gateway"
 packages=(
-  golang-go protobuf-compiler protoc-gen-go-1-3 golang-grpc-gateway
+  golang-go protobuf-compiler libprotobuf-dev protoc-gen-go-1-3 golang-grpc-gateway
   golang-github-grpc-ecosystem-grpc-gateway-dev golang-google-grpc-dev golang-google-genproto-dev
   golang-github-golang-protobuf-1-3-dev
 )
