@@ -153,7 +153,13 @@ def _balanced_gateway(
             if workers == 1 or sum(counts) >= GATEWAY_CONNECTIONS:
                 break
             time.sleep(0.1)
-        if workers == 1 or max(counts, default=0) <= MAX_SHARE * GATEWAY_CONNECTIONS:
+        if workers > 1 and sum(counts) < GATEWAY_CONNECTIONS:
+            gateway.stop()
+            raise RuntimeError(
+                f"grpc-gateway opened {sum(counts)} of {GATEWAY_CONNECTIONS} connections to "
+                f"{address}\n{gateway.tail()}"
+            )
+        if workers == 1 or max(counts) <= MAX_SHARE * GATEWAY_CONNECTIONS:
             bench.notes.append(
                 f"grpc-gateway, {GATEWAY_CONNECTIONS} connections to {_workers(workers)}: "
                 f"per worker {counts or [GATEWAY_CONNECTIONS]} (start {attempt})"
