@@ -65,8 +65,9 @@ check: check-generated lint test ## Everything CI checks.
 run: setup ## Start gRPC (127.0.0.1:50051) and REST (127.0.0.1:8080) with demonstration data.
 	$(BIN)/python scripts/run_demo.py --dir $(RUN_DIR)
 
-bench: setup ## Load the real processes with wrk and h2load; prints and saves the table.
+bench: setup ## Load the real processes with wrk and h2load, beside grpc-gateway (Go); prints and saves the table.
 	bash scripts/ensure_bench_tools.sh
+	bash scripts/ensure_gateway.sh >/dev/null
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 BENCH_ARGS ?=

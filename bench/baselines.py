@@ -1,9 +1,10 @@
 """The two baselines the figures are divided by, each a process of its own.
 
-    python -m bench.baselines grpc --listen 127.0.0.1:0
+    python -m bench.baselines grpc --listen 127.0.0.1:0 [--reuse-port]
         A no-op CheckpointService: GetCheckpoint answers a fixed checkpoint, with no auth, no
         store and no interceptor, on a grpc.aio server built with the same options as
-        server.app.create_server. It is what grpcio itself costs per call.
+        server.app.create_server. It is what grpcio itself costs per call. With --reuse-port it
+        binds with SO_REUSEPORT, as `serve --workers N` does, so N of them can share one port.
 
     python -m bench.baselines json --listen 127.0.0.1:PORT
         A Starlette app answering every GET with constant JSON bytes (a GetCheckpoint envelope),
@@ -93,13 +94,13 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def serve_grpc(listen: str) -> None:
+async def serve_grpc(listen: str, reuse_port: bool = False) -> None:
     config = ServerConfig(listen=listen)
     server = grpc.aio.server(
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             *config.limits.channel_options(),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     # Only GetCheckpoint is measured; the other methods answer UNIMPLEMENTED, as generated.
@@ -131,8 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__)
     parser.add_argument("kind", choices=["grpc", "json"])
     parser.add_argument("--listen", required=True, help="HOST:PORT (gRPC: port 0 picks one)")
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="gRPC: bind with SO_REUSEPORT (N processes)"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve_grpc(args.listen) if args.kind == "grpc" else serve_json(args.listen))
+    asyncio.run(
+        serve_grpc(args.listen, args.reuse_port) if args.kind == "grpc" else serve_json(args.listen)
+    )
     return 0
 
 

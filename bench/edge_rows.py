@@ -14,13 +14,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench import procs
+from bench.rows import Bench, Target
 from bench.seed import SeededStore
-
-if TYPE_CHECKING:
-    from bench.__main__ import Bench
+from bench.serving import serve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,14 +43,12 @@ def _wait_tcp_https(proc: procs.Proc, url: str, ca: Path) -> None:
 
 def measure(bench: Bench, small: SeededStore, tokens: Path) -> None:
     """The three rows and their ratios (see the module docstring)."""
-    from bench.__main__ import Target, _serve
-
     s = bench.settings
     certs = s.work_dir / "certs"
     subprocess.run(
         ["bash", str(REPO / "scripts/make_certs.sh"), str(certs)], check=True, timeout=60
     )
-    server, address, _ = _serve("server-edge", small.url, tokens, s.work_dir, rest=False)
+    server, address, _ = serve("server-edge", small.url, tokens, s.work_dir, rest=False)
     plain_port, tls_port = procs.free_port(), procs.free_port()
     bridge = procs.script("checkpoint-rest-bridge")
     plain = procs.start(

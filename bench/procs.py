@@ -6,6 +6,7 @@ come from /proc, so they are the process's own figures, not the load generator's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -101,11 +102,34 @@ class Proc:
                 raise RuntimeError(f"{url} never answered 200 (last: {last})\n{self.tail()}")
             time.sleep(0.05)
 
+    def wait_count(self, pattern: str, count: int, timeout: float = START_TIMEOUT) -> None:
+        """Poll stdout until pattern occurs count times (once per worker of a --workers N).
+
+        Raises:
+            RuntimeError: the process exited or printed fewer matches in time.
+        """
+        deadline = time.monotonic() + timeout
+        while len(re.findall(pattern, self.stdout.read_text(errors="replace"))) < count:
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.popen.returncode}\n{self.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.name} printed {pattern!r} fewer than {count} times\n{self.tail()}"
+                )
+            time.sleep(0.05)
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        """User + system CPU time the process and its live descendants have used so far (all
+        their threads): a supervisor's workers serve the row, so their CPU is the row's too."""
+        return _tree_cpu(_stats(), self.pid)
+
+    def worker_cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds so far of each child process (a supervisor's workers) with its own
+        descendants, by pid: how evenly the kernel spread the connections over the workers."""
+        stats = _stats()
+        return {pid: _tree_cpu(stats, pid) for pid, f in stats.items() if int(f[1]) == self.pid}
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS (resident now) and VmHWM (peak resident) in KiB."""
@@ -125,6 +149,60 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
         return self.popen.wait(timeout=STOP_TIMEOUT)
+
+
+def connections_by_child(parent: Proc, port: int) -> list[int]:
+    """For each child of parent (a supervisor's workers), how many established TCP connections
+    it holds on local port: the kernel's spread of one client's connections over the workers.
+    Matched by socket inode between /proc/PID/fd and /proc/net/tcp (and tcp6)."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address is HEXIP:HEXPORT, state 01 is ESTABLISHED, field 10 the inode.
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    established.add(fields[9])
+    counts = []
+    for pid, fields in _stats().items():
+        if int(fields[1]) != parent.pid:
+            continue
+        inodes = set()
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+        counts.append(len(inodes & established))
+    return counts
+
+
+def _tree_cpu(stats: Mapping[int, list[str]], root: int) -> float:
+    """CPU seconds of root and its descendants in stats (see _stats)."""
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        # After the command name: ppid is field 4, utime 14, stime 15 (1-based, man 5 proc).
+        total += int(fields[11]) + int(fields[12])
+        pending += [child for child, f in stats.items() if int(f[1]) == pid]
+    return total / _CLOCK_TICKS
+
+
+def _stats() -> dict[int, list[str]]:
+    """Every live process's /proc/PID/stat fields after the command name, by pid."""
+    found: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:  # it exited meanwhile
+                continue
+            found[int(entry.name)] = text.rsplit(")", 1)[1].split()
+    return found
 
 
 def start(

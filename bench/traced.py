@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bench import procs
 
 if TYPE_CHECKING:  # bench.__main__ imports this module
-    from bench.__main__ import Bench, Target
+    from bench.rows import Bench, Target
     from bench.seed import SeededStore
 
 

@@ -35,6 +35,10 @@ from bench import procs
 from server.tokens import READ_SCOPE, WRITE_SCOPE, create_token
 
 CHANNELS_PER_SERVER = 4
+LOCAL_SUBCHANNELS = [("grpc.use_local_subchannel_pool", 1)]
+"""Each channel its own connection: grpcio otherwise shares one between channels with the same
+target, and the server refuses (REFUSED_STREAM) streams past its max_concurrent_streams (100,
+server/grpc_limits.py) on one connection: 200 watchers on one connection never all synced."""
 SETTLE_SECONDS = 2.0
 
 
@@ -82,7 +86,7 @@ async def measure(  # noqa: PLR0917
     """Open watchers across addresses, write through the first, report latency and memory."""
     metadata = (("authorization", f"Bearer {token}"),)
     channels = [
-        grpc.aio.insecure_channel(address)
+        grpc.aio.insecure_channel(address, options=LOCAL_SUBCHANNELS)
         for address in addresses
         for _ in range(CHANNELS_PER_SERVER)
     ]

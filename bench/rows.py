@@ -1,0 +1,177 @@
+"""What a row of `make bench` is, and how one is measured: a warm-up, then one bounded load per
+concurrency, with the CPU each serving process (and its worker processes) spent per request."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import loads, procs
+from bench import profile as spy
+
+SETTLE = 0.5
+"""Seconds between runs, for the requests still in flight when a load generator stops."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: float
+    warmup: float
+    concurrencies: tuple[int, ...]
+    small: int
+    large: int
+    profile: bool
+    out_dir: Path
+    cache_dir: Path
+    work_dir: Path
+    postgres: str = ""
+    """A PostgreSQL URL for the PostgreSQL row; empty leaves the row out."""
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    kind: str
+    """grpc or rest: which baselines it is compared with."""
+    results: dict[int, loads.LoadResult] = field(default_factory=dict)
+    cpu_us: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Per concurrency: CPU microseconds per request of each process of the row."""
+    worker_shares: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    """Per concurrency: for each process of the row with 2 or more workers, each worker's share
+    of their CPU (1 / N each when the kernel spread the connections evenly)."""
+
+
+@dataclass
+class Target:
+    """What a row loads: a gRPC frame or a REST URL, and the processes that serve it."""
+
+    url: str
+    serving: list[procs.Proc]
+    frame: Path | None = None
+    response_bytes: int = 0
+    h2c: bool = False
+    """A REST URL loaded over HTTP/2 (h2load; h2c, or h2 by ALPN for https) instead of wrk."""
+
+
+class Bench:
+    """The rows measured so far, with the memory, profiles and notes that go with them."""
+
+    def __init__(self, settings: Settings, token: str) -> None:
+        self.settings, self.token = settings, token
+        self.rows: list[Row] = []
+        self.memory: dict[str, dict[str, int]] = {}
+        self.profiles: dict[str, list[tuple[str, float]]] = {}
+        self.notes: list[str] = []
+
+    def _load(self, target: Target, concurrency: int, seconds: float) -> loads.LoadResult:
+        s, auth = self.settings, {"Authorization": f"Bearer {self.token}"}
+        if target.frame is not None:
+            return loads.h2load(
+                target.url,
+                concurrency=concurrency,
+                seconds=seconds,
+                frame_file=target.frame,
+                response_bytes=target.response_bytes,
+                headers=auth,
+                work_dir=s.work_dir,
+            )
+        if target.h2c:
+            return loads.h2load_rest(
+                target.url,
+                concurrency=concurrency,
+                seconds=seconds,
+                headers=auth,
+                work_dir=s.work_dir,
+            )
+        return loads.wrk(
+            target.url, concurrency=concurrency, seconds=seconds, headers=auth, work_dir=s.work_dir
+        )
+
+    def measure(
+        self,
+        key: str,
+        label: str,
+        kind: str,
+        target: Target,
+        concurrencies: Sequence[int] | None = None,
+    ) -> Row:
+        """Warm up, then one run per concurrency (the settings' unless given), with each serving
+        process's CPU per request."""
+        row = Row(key, label, kind)
+        print(f"bench: {label}", file=sys.stderr, flush=True)
+        self._load(target, 16, self.settings.warmup)
+        for concurrency in concurrencies or self.settings.concurrencies:
+            time.sleep(SETTLE)
+            before = {p.name: p.cpu_seconds() for p in target.serving}
+            workers_before = {p.name: p.worker_cpu_seconds() for p in target.serving}
+            result = self._load(target, concurrency, self.settings.seconds)
+            row.results[concurrency] = result
+            row.cpu_us[concurrency] = {
+                p.name: (p.cpu_seconds() - before[p.name]) * 1e6 / max(result.requests, 1)
+                for p in target.serving
+            }
+            row.worker_shares[concurrency] = {
+                p.name: shares
+                for p in target.serving
+                if len(shares := _shares(workers_before[p.name], p.worker_cpu_seconds())) > 1
+            }
+            print(
+                f"bench:   c={concurrency:<3} {result.rps:8.0f} req/s  p50 {result.p50_ms:.2f} ms"
+                f"  p99 {result.p99_ms:.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.rows.append(row)
+        return row
+
+    def profile(self, name: str, target: Target, sampled: Sequence[procs.Proc]) -> None:
+        """One extra run at the highest concurrency with py-spy on each process in sampled."""
+        executable = spy.py_spy()
+        if executable is None:
+            self.notes.append("--profile: py-spy is not installed (pip install py-spy)")
+            return
+        concurrency = max(self.settings.concurrencies)
+        seconds = max(self.settings.seconds, 3.0)
+        print(f"bench: profiling {name} at c={concurrency}", file=sys.stderr, flush=True)
+        recordings = [
+            spy.record(executable, f"{name}--{p.name}", p.pid, seconds, self.settings.out_dir)
+            for p in sampled
+        ]
+        time.sleep(SETTLE)  # let py-spy attach, and the last run's tail drain
+        self._load(target, concurrency, seconds)
+        for recording in recordings:
+            try:
+                raw = recording.finish()
+            except RuntimeError as exc:
+                self.notes.append(str(exc))
+                continue
+            self.profiles[f"{recording.name}, self time"] = spy.top_self(raw)
+            self.profiles[f"{recording.name}, project code inclusive"] = spy.top_project(raw)
+
+
+def _shares(before: dict[int, float], after: dict[int, float]) -> list[float]:
+    """Each worker's share of the CPU its group spent between before and after."""
+    spent = [after[pid] - before[pid] for pid in before if pid in after]
+    total = sum(spent)
+    return [round(part / total, 3) for part in spent] if total > 0 else []
+
+
+def row_data(row: Row) -> dict[str, object]:
+    """A row as the report's JSON holds it."""
+    return {
+        "key": row.key,
+        "label": row.label,
+        "kind": row.kind,
+        "runs": [
+            {
+                **result.as_dict(),
+                "cpu_us_per_request": row.cpu_us[c],
+                "worker_cpu_shares": row.worker_shares.get(c, {}),
+            }
+            for c, result in row.results.items()
+        ],
+    }
