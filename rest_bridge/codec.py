@@ -89,7 +89,9 @@ class Codec:
         def encode_message(msg: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
             for name, mode, encode, zero in plan:
-                if mode == _ALWAYS:
+                if mode == _PLAIN:
+                    out[name] = getattr(msg, name)
+                elif mode == _ALWAYS:
                     out[name] = encode(getattr(msg, name))
                 elif mode == _ENUM:
                     number = getattr(msg, name)
@@ -133,7 +135,7 @@ class Codec:
         if fld.type == FieldDescriptor.TYPE_ENUM:
             # The unspecified value is never emitted (contract): the key is dropped for it.
             return (name, _ENUM, single, None)
-        return (name, _ALWAYS, single, None)
+        return (name, _PLAIN if single is _identity else _ALWAYS, single, None)
 
     def float_free(self, desc: Descriptor) -> bool:
         """True when no JSON value of this type can hold a float (no double or float field,
@@ -299,8 +301,9 @@ class Codec:
 
 
 _OMIT = object()
-_ALWAYS, _PRESENCE, _ENUM = 0, 1, 2
-"""Field modes: always emitted; emitted when set (else its zero); enum, dropped when unspecified."""
+_PLAIN, _ALWAYS, _PRESENCE, _ENUM = 0, 1, 2, 3
+"""Field modes: always emitted as it is (strings, integers, booleans); always emitted through its
+writer; emitted when set (else its zero); enum, dropped when unspecified."""
 
 
 _FLOAT_FREE_WELL_KNOWN = frozenset(

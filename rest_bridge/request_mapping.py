@@ -239,11 +239,12 @@ def _well_known_from_text(
 def _infer_update_mask(
     route: Route, request: Message, body_value: Any, query: Sequence[tuple[str, str]]
 ) -> None:
+    if route.http_method != "PATCH":
+        return
     body_fld = route.body_field
     mask_fld = route.rpc.input_type.fields_by_name.get("update_mask")
     if (
-        route.http_method != "PATCH"
-        or body_fld is None
+        body_fld is None
         or body_fld.type != FieldDescriptor.TYPE_MESSAGE
         or mask_fld is None
         or mask_fld.type != FieldDescriptor.TYPE_MESSAGE

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import grpc
 import pytest
+from checkpoint.v1 import checkpoint_pb2, checkpoint_service_pb2
 from google.protobuf import any_pb2, struct_pb2, timestamp_pb2, wrappers_pb2
 from google.protobuf.descriptor import Descriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkpoint.v1 import checkpoint_pb2, checkpoint_service_pb2
 from rest_bridge.codec import Codec
 from rest_bridge.envelope import data_body, dumps
 from rest_bridge.status import ApiError
