@@ -52,7 +52,10 @@ class Codec:
         self.enums_as_numbers = enums_as_numbers
         """Render enums as their numbers ($alt=json;enum-encoding=int); input is unchanged."""
         self._encoders: dict[str, Encoder] = {}
+        self._by_descriptor: dict[Descriptor, Encoder] = {}
+        """encoder() by descriptor object: hashing it is cheaper than reading its full_name."""
         self._zero: dict[str, Any] = {}
+        self._float_free: dict[Descriptor, bool] = {}
         self._enums = EnumNames()
 
     # -- encoding --------------------------------------------------------------------------
@@ -60,7 +63,10 @@ class Codec:
     def encode(self, msg: Message) -> Any:
         """The JSON value (dicts, lists, scalars) of a message, per the contract's mapping."""
         desc = descriptor_of(msg)
-        return self.encoder(desc)(msg)
+        found = self._by_descriptor.get(desc)
+        if found is None:
+            found = self._by_descriptor[desc] = self.encoder(desc)
+        return found(msg)
 
     def encoder(self, desc: Descriptor) -> Encoder:
         found = self._encoders.get(desc.full_name)
@@ -83,7 +89,9 @@ class Codec:
         def encode_message(msg: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
             for name, mode, encode, zero in plan:
-                if mode == _ALWAYS:
+                if mode == _PLAIN:
+                    out[name] = getattr(msg, name)
+                elif mode == _ALWAYS:
                     out[name] = encode(getattr(msg, name))
                 elif mode == _ENUM:
                     number = getattr(msg, name)
@@ -127,7 +135,16 @@ class Codec:
         if fld.type == FieldDescriptor.TYPE_ENUM:
             # The unspecified value is never emitted (contract): the key is dropped for it.
             return (name, _ENUM, single, None)
-        return (name, _ALWAYS, single, None)
+        return (name, _PLAIN if single is _identity else _ALWAYS, single, None)
+
+    def float_free(self, desc: Descriptor) -> bool:
+        """True when no JSON value of this type can hold a float (no double or float field,
+        Value, Struct or Any anywhere inside): rest_bridge.envelope may then write it with
+        orjson, whose bytes equal json's for every value but floats (1e-05 against 1e-5)."""
+        found = self._float_free.get(desc)
+        if found is None:
+            found = self._float_free[desc] = _float_free(desc, set())
+        return found
 
     def zero_value(self, desc: Descriptor, _seen: frozenset[str] = frozenset()) -> Any:
         """How an unset field of this message type renders: its zero message, or null."""
@@ -284,8 +301,36 @@ class Codec:
 
 
 _OMIT = object()
-_ALWAYS, _PRESENCE, _ENUM = 0, 1, 2
-"""Field modes: always emitted; emitted when set (else its zero); enum, dropped when unspecified."""
+_PLAIN, _ALWAYS, _PRESENCE, _ENUM = 0, 1, 2, 3
+"""Field modes: always emitted as it is (strings, integers, booleans); always emitted through its
+writer; emitted when set (else its zero); enum, dropped when unspecified."""
+
+
+_FLOAT_FREE_WELL_KNOWN = frozenset(
+    {
+        "google.protobuf.Timestamp",
+        "google.protobuf.Duration",
+        "google.protobuf.FieldMask",
+        "google.protobuf.Empty",
+        *(well_known.WRAPPERS - {"google.protobuf.DoubleValue", "google.protobuf.FloatValue"}),
+    }
+)
+"""The well-known types whose JSON has no number that is not an integer."""
+_FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+
+
+def _float_free(desc: Descriptor, seen: set[str]) -> bool:
+    if is_well_known(desc):
+        return desc.full_name in _FLOAT_FREE_WELL_KNOWN
+    if desc.full_name in seen:
+        return True  # a recursive type: its fields are being checked further up
+    seen.add(desc.full_name)
+    for fld in desc.fields:
+        if fld.type in _FLOATS:
+            return False
+        if fld.type == FieldDescriptor.TYPE_MESSAGE and not _float_free(message_of(fld), seen):
+            return False
+    return True
 
 
 def _is_singular_message(fld: FieldDescriptor) -> bool:

@@ -207,6 +207,8 @@ def percent_decode(raw: str) -> str:
     Raises:
         ValueError: a "%" not followed by two hex digits, or bytes that are not UTF-8.
     """
+    if "%" not in raw and raw.isascii():
+        return raw  # nothing to decode, and ASCII is UTF-8: most ids and names
     if _BAD_ESCAPE.search(raw):
         raise ValueError("invalid percent-encoding")
     return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")

@@ -10,6 +10,7 @@ JSON keys present, as grpc-gateway does.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -33,6 +34,10 @@ from rest_bridge.routes import Route
 
 _MASK = "google.protobuf.FieldMask"
 
+_fields_of = functools.lru_cache(maxsize=4096)(resolve_path)
+"""resolve_path per (request type, dotted name), once: a route's path variables and common
+query names are the same on every request. Callers never change the list it returns."""
+
 
 def parse_query(raw: bytes) -> list[tuple[str, str]]:
     """Query pairs, each name and value percent-decoded exactly once ("+" is a space).
@@ -41,6 +46,8 @@ def parse_query(raw: bytes) -> list[tuple[str, str]]:
         DecodeError: an invalid escape, bytes that are not UTF-8, or a pair with no name.
     """
     pairs: list[tuple[str, str]] = []
+    if not raw:
+        return pairs
     for part in raw.decode("latin-1").split("&"):
         if not part:
             continue
@@ -153,7 +160,7 @@ def _grouped(route: Route, query: Sequence[tuple[str, str]]) -> dict[str, tuple[
     """
     grouped: dict[str, tuple[str, list[str]]] = {}
     for name, value in query:
-        chain = resolve_path(route.rpc.input_type, name)
+        chain = _fields_of(route.rpc.input_type, name)
         if chain is None:
             raise DecodeError(f"unknown query parameter {name!r}", name)
         canonical = ".".join(f.name for f in chain)
@@ -172,7 +179,7 @@ def _check_query_name(route: Route, name: str, given: str, path_params: dict[str
 
 
 def _set(codec: Codec, request: Message, dotted: str, values: list[str], from_path: bool) -> None:
-    chain = resolve_path(descriptor_of(request), dotted)
+    chain = _fields_of(descriptor_of(request), dotted)
     if chain is None:  # routes and _grouped resolved the path already; kept for safety
         raise DecodeError(f"unknown field {dotted!r}", dotted)
     where = dotted
@@ -232,11 +239,12 @@ def _well_known_from_text(
 def _infer_update_mask(
     route: Route, request: Message, body_value: Any, query: Sequence[tuple[str, str]]
 ) -> None:
+    if route.http_method != "PATCH":
+        return
     body_fld = route.body_field
     mask_fld = route.rpc.input_type.fields_by_name.get("update_mask")
     if (
-        route.http_method != "PATCH"
-        or body_fld is None
+        body_fld is None
         or body_fld.type != FieldDescriptor.TYPE_MESSAGE
         or mask_fld is None
         or mask_fld.type != FieldDescriptor.TYPE_MESSAGE

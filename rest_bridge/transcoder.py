@@ -22,6 +22,7 @@ from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.codec import Codec, DecodeError
 from rest_bridge.compression import body_decoder, too_large
 from rest_bridge.conditional import Conditions, etag_header, resource_etag
+from rest_bridge.descriptors import descriptor_of
 from rest_bridge.envelope import JSON_TYPE, data_body
 from rest_bridge.head import method_sent
 from rest_bridge.http_rule import PathDecodeError
@@ -207,7 +208,8 @@ class Transcoder:
         if conditions is not None and plan.resource and conditions.not_modified(etag):
             return 304, headers, b""
         codec = self._number_codec if system.enums_as_numbers else self._codec
-        return 200, headers, data_body(codec.encode(resource))
+        float_free = codec.float_free(descriptor_of(resource))
+        return 200, headers, data_body(codec.encode(resource), float_free)
 
     async def _body(self, receive: Receive, request: _Request) -> bytes:
         declared = request.content_length

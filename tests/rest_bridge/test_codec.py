@@ -488,3 +488,20 @@ def test_enum_prefix(enum_name: str, prefix: str, first: str) -> None:
     assert enum_prefix(enum) == prefix
     assert enum_short_name(enum, 1) == first
     assert enum_short_name(enum, 99) is None
+
+
+def test_timestamps_are_json_formats_across_the_range() -> None:
+    """The codec's Timestamp text is json_format's for every second of the range (first and
+    last day, before and after the epoch, leap days) and every fraction width, however many
+    distinct days have been written before (the day cache is bounded)."""
+    import random
+
+    rng = random.Random(12)
+    first, last = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+    seconds = [first, last, -1, 0, 1, 951782400, 951868799, 4107542400, 1769860800]
+    seconds += [rng.randint(first, last) for _ in range(6000)]
+    nanos = [0, 1, 999_999_999, 5_000, 120_000_000, 123_456_000, 7]
+    codec = Codec()
+    for index, second in enumerate(seconds):
+        ts = timestamp_pb2.Timestamp(seconds=second, nanos=nanos[index % len(nanos)])
+        assert codec.encode(ts) == ts.ToJsonString(), ts
