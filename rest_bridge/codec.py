@@ -65,6 +65,8 @@ class Codec:
         desc = descriptor_of(msg)
         found = self._by_descriptor.get(desc)
         if found is None:
+            if len(self._by_descriptor) >= _MAX_DESCRIPTORS:
+                self._by_descriptor.clear()  # schemas swapped in keep bringing new descriptors
             found = self._by_descriptor[desc] = self.encoder(desc)
         return found(msg)
 
@@ -143,6 +145,8 @@ class Codec:
         orjson, whose bytes equal json's for every value but floats (1e-05 against 1e-5)."""
         found = self._float_free.get(desc)
         if found is None:
+            if len(self._float_free) >= _MAX_DESCRIPTORS:
+                self._float_free.clear()
             found = self._float_free[desc] = _float_free(desc, set())
         return found
 
@@ -300,6 +304,9 @@ class Codec:
         return self._enums.number(enum, text, path)
 
 
+_MAX_DESCRIPTORS = 4096
+"""Descriptors remembered by object; cleared when full, so the pools of schemas swapped out
+(rest_bridge.live_schema) are not kept alive by the codec's look-up tables."""
 _OMIT = object()
 _PLAIN, _ALWAYS, _PRESENCE, _ENUM = 0, 1, 2, 3
 """Field modes: always emitted as it is (strings, integers, booleans); always emitted through its

@@ -505,3 +505,22 @@ def test_timestamps_are_json_formats_across_the_range() -> None:
     for index, second in enumerate(seconds):
         ts = timestamp_pb2.Timestamp(seconds=second, nanos=nanos[index % len(nanos)])
         assert codec.encode(ts) == ts.ToJsonString(), ts
+
+
+def test_descriptor_tables_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The by-descriptor look-ups forget everything when full and still answer the same."""
+    import rest_bridge.codec
+
+    monkeypatch.setattr(rest_bridge.codec, "_MAX_DESCRIPTORS", 2)
+    codec = Codec()
+    ts = timestamp_pb2.Timestamp(seconds=1769860800)
+    wrapped = wrappers_pb2.Int64Value(value=7)
+    checkpoint = pb.Checkpoint(id="x")
+    for _ in range(3):
+        assert codec.encode(ts) == "2026-01-31T12:00:00Z"
+        assert codec.encode(wrapped) == 7
+        assert codec.encode(checkpoint)["id"] == "x"
+        assert codec.float_free(ts.DESCRIPTOR)
+        assert codec.float_free(checkpoint.DESCRIPTOR)
+        assert not codec.float_free(wrappers_pb2.DoubleValue.DESCRIPTOR)
+    assert len(codec._by_descriptor) <= 2
