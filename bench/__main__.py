@@ -8,8 +8,9 @@ Runs, one at a time (the machine has 2 cores), each at concurrency 1, 16 and 64:
     REST GetCheckpoint by id and by name through the bridge       wrk -> bridge -> server
     REST GetCheckpoint by id through a bridge with --reflect      wrk -> bridge -> server
     REST GetCheckpoint by id and by name in-process               wrk -> server --rest-listen
-    the gRPC, bridge and in-process rows by id with --metrics-listen (and a scraper polling
-    /metrics every second), for the cost of metrics
+    the gRPC, bridge and in-process rows by id with no access lines and no metrics (-bare), and
+    with access lines and --metrics-listen (a scraper polling /metrics every second), for the
+    cost of logs and metrics (the plain rows log access lines at info, as the default does)
     REST GetCheckpoint by id, both doors, traces exported (100 %) wrk (bench/traced.py)
     gRPC GetCheckpoint by id on a store of 10^6                   h2load -> checkpoint-server
     REST by id through the bridge over HTTP/1.1, h2c and HTTPS    wrk / h2load (bench/edge_rows.py)
@@ -257,7 +258,8 @@ def run(settings: Settings) -> dict[str, Any]:
     bench = Bench(s, create_token(tokens, "bench", [READ_SCOPE]))
     _baselines(bench, small)
     _small_store(bench, small, tokens)
-    _with_metrics(bench, small, tokens)
+    for suffix in OBSERVED_ROWS:
+        _observed_rows(bench, small, tokens, suffix)
     traced_rows(bench, small, tokens, Target)
     edge_rows.measure(bench, small, tokens)
     if s.postgres:
@@ -389,26 +391,39 @@ def _small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
         server.stop()
 
 
-def _with_metrics(bench: Bench, small: SeededStore, tokens: Path) -> None:
-    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with
-    --metrics-listen and scraped every second, as Prometheus would."""
+OBSERVED_ROWS = {
+    "-bare": (("--log-level", "warning"), "no access lines, no metrics"),
+    "-metrics": (("--metrics-listen", "127.0.0.1:0"), "access lines and metrics"),
+}
+"""The rows by id again with observability off (no access line: --log-level warning) and on
+(access lines at info and --metrics-listen, scraped every second), for what it costs."""
+
+
+def _observed_rows(bench: Bench, small: SeededStore, tokens: Path, suffix: str) -> None:
+    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with the flags of
+    OBSERVED_ROWS[suffix]; with metrics, scraped every second, as Prometheus would."""
     s, token = bench.settings, bench.token
-    metrics = ("--metrics-listen", "127.0.0.1:0")
+    flags, what = OBSERVED_ROWS[suffix]
     server, address, inprocess = _serve(
-        "server-metrics", small.url, tokens, s.work_dir, rest=True, extra=metrics
+        f"server{suffix}", small.url, tokens, s.work_dir, rest=True, extra=flags
     )
     bridge_port = procs.free_port()
     bridge = procs.start(
-        "bridge-metrics",
+        f"bridge{suffix}",
         [
             procs.script("checkpoint-rest-bridge"),
-            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *metrics),
+            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *flags),
         ],
         s.work_dir,
     )
     try:
         bridge.wait_http(f"http://127.0.0.1:{bridge_port}/readyz")
-        urls = [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
+        metered = "--metrics-listen" in flags
+        urls = (
+            [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
+            if metered
+            else []
+        )
         with scraper.scraping(urls, interval=1.0):
             by_id = Target(
                 f"http://{address}{GRPC_PATH}",
@@ -416,17 +431,17 @@ def _with_metrics(bench: Bench, small: SeededStore, tokens: Path) -> None:
                 _grpc_frame(s.work_dir, "small-id", small.sample_id),
                 _check_grpc(address, token, small.sample_id),
             )
-            bench.measure("grpc-id-metrics", "gRPC GetCheckpoint by id, metrics", "grpc", by_id)
+            bench.measure(f"grpc-id{suffix}", f"gRPC GetCheckpoint by id, {what}", "grpc", by_id)
             for key, label, url, serving in (
                 (
-                    "rest-bridge-id-metrics",
-                    "REST by id, bridge -> server, metrics",
+                    f"rest-bridge-id{suffix}",
+                    f"REST by id, bridge -> server, {what}",
                     f"http://127.0.0.1:{bridge_port}/v1/checkpoints/",
                     [server, bridge],
                 ),
                 (
-                    "rest-inprocess-id-metrics",
-                    "REST by id, in-process, metrics",
+                    f"rest-inprocess-id{suffix}",
+                    f"REST by id, in-process, {what}",
                     f"http://{inprocess}/v1/checkpoints/",
                     [server],
                 ),
@@ -647,32 +662,48 @@ def _reflection_lines(report: dict[str, Any], rows: list[dict[str, Any]]) -> lis
     return lines
 
 
-def metrics_cost(rows: list[dict[str, Any]], micro: dict[str, float]) -> list[str]:
-    """Each "-metrics" row over the same row without, per concurrency: requests/s and CPU per
-    request; then what the instrumentation costs in-process, against that CPU."""
-    runs = {row["key"]: {run["concurrency"]: run for run in row["runs"]} for row in rows}
+COMPARED = (
+    ("-metrics", "-bare", "Access lines and metrics (scraped every second) over neither"),
+    ("-traced", "", "Traces exported at 100 % over the same row without a collector"),
+)
+"""(suffix of the rows with, suffix of the rows without, what the ratios show): the issue's
+targets are at most 1.10 for logs and metrics and at most 1.25 for export."""
+
+
+def _compare(runs: dict[str, dict[int, Any]], with_: str, without: str) -> list[str]:
+    """Each row ending in with_ over the same row ending in without: req/s and CPU/request."""
     lines = []
-    for key, metered in runs.items():
-        plain = runs.get(key.removesuffix("-metrics")) if key.endswith("-metrics") else None
+    for key, observed in runs.items():
+        if not key.endswith(with_):
+            continue
+        base = key.removesuffix(with_)
+        plain = runs.get(base + without)
         if not plain:
             continue
         parts = []
-        for c, run in metered.items():
+        for c, run in observed.items():
             cpu = sum(run["cpu_us_per_request"].values())
             base_cpu = sum(plain[c]["cpu_us_per_request"].values()) if c in plain else 0
             parts.append(
                 f"c={c} req/s {_ratio(run['rps'], plain.get(c, {}).get('rps'))}, "
                 f"CPU/req {_ratio(cpu, base_cpu)}"
             )
-        lines.append(f"- {key.removesuffix('-metrics')}: {'; '.join(parts)}")
+        lines.append(f"- {base}: {'; '.join(parts)}")
+    return lines
+
+
+def metrics_cost(rows: list[dict[str, Any]], micro: dict[str, float]) -> list[str]:
+    """The rows with logs and metrics over those without, and with export over without, per
+    concurrency: requests/s and CPU per request; then what the metrics instrumentation costs
+    in-process, against that CPU."""
+    runs = {row["key"]: {run["concurrency"]: run for run in row["runs"]} for row in rows}
+    lines: list[str] = []
+    for with_, without, what in COMPARED:
+        found = _compare(runs, with_, without)
+        if found:
+            lines += ["", f"{what}:", "", *found]
     if not lines:
         return []
-    lines = [
-        "",
-        "With --metrics-listen (scraped every second) over the same row without:",
-        "",
-        *lines,
-    ]
     for kind, key in (
         ("grpc_request", "grpc-id"),
         ("rest_bridge_request", "rest-bridge-id"),

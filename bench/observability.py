@@ -155,14 +155,16 @@ def _running(
     print(f"bench: the collector received {collector.requests} exports", file=sys.stderr)
 
 
-def measure(rounds: int, load: Load, setups: dict[str, Setup]) -> dict[str, dict[str, float]]:
+def measure(
+    rounds: int, load: Load, setups: dict[str, Setup], paths: Sequence[str] = PATHS
+) -> dict[str, dict[str, float]]:
     """Median CPU µs per request of each path of each set-up over interleaved rounds."""
     samples: dict[tuple[str, str], list[float]] = {}
-    for path in PATHS:
+    for path in paths:
         for setup in setups.values():  # warm-up
             load.run(setup, path)
     for number in range(rounds):
-        for path in PATHS:
+        for path in paths:
             order = list(setups) if number % 2 == 0 else list(reversed(setups))
             for name in order:
                 time.sleep(0.3)
@@ -170,7 +172,7 @@ def measure(rounds: int, load: Load, setups: dict[str, Setup]) -> dict[str, dict
                 samples.setdefault((path, name), []).append(cpu * 1e6 / max(requests, 1))
         print(f"bench: round {number + 1}/{rounds} done", file=sys.stderr, flush=True)
     return {
-        path: {name: statistics.median(samples[path, name]) for name in setups} for path in PATHS
+        path: {name: statistics.median(samples[path, name]) for name in setups} for path in paths
     }
 
 
@@ -203,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(KINDS)}"
     )
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"of {', '.join(PATHS)}")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 1 <= args.seconds <= 60 and 1 <= args.concurrency <= 256):
@@ -234,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seconds,
             work,
         )
-        figures = measure(args.rounds, load, setups)
+        paths = [p.strip() for p in args.paths.split(",") if p.strip() in PATHS]
+        figures = measure(args.rounds, load, setups, paths or PATHS)
     text = render(figures, load, args.rounds)
     print(text)
     (work / "observability.md").write_text(text + "\n", encoding="utf-8")

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from opentelemetry import trace
 
 from rest_bridge.options import Option
+from rest_bridge.trace_ids import CURRENT
 
 LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -104,11 +105,13 @@ def rfc3339(created: float) -> str:
 
 
 def _trace_ids() -> dict[str, str]:
-    """The current span's ids (a log line written during a request names its trace)."""
+    """The current span's ids, or the bridge request's when nothing records (a log line written
+    during a request names its trace)."""
     context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return {}
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    if context.is_valid:
+        return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    plain = CURRENT.get()
+    return {} if plain is None else {"trace_id": plain.trace_id, "span_id": plain.span_id}
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
