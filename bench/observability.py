@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +42,18 @@ GRPC_PATH = "/checkpoint.v1.CheckpointService/GetCheckpoint"
 SETUPS = ("bare", "observed", "exported")
 KINDS: dict[str, tuple[bool, bool, bool]] = {
     "bare": (False, False, False),
+    "bare-again": (False, False, False),
     "logs": (True, False, False),
     "metrics": (False, True, False),
     "observed": (True, True, False),
     "exported": (True, True, True),
 }
-"""Each set-up: access lines at info, --metrics-listen (scraped), OTLP export at 100 %."""
+"""Each set-up: access lines at info, --metrics-listen (scraped), OTLP export at 100 %.
+bare-again is bare twice: their ratio is the noise of the measurement."""
 PATHS = ("rest-bridge", "rest-inprocess", "grpc")
 METRICS = ("--metrics-listen", "127.0.0.1:0")
+SETUP_ENV: dict[str, str] = {}
+"""More environment for every set-up's processes (an experiment's knobs)."""
 
 
 @dataclass
@@ -61,11 +66,13 @@ class Setup:
     metrics_urls: list[str] = field(default_factory=list)
 
 
-def _start(name: str, database: str, tokens: Path, work: Path, collector: str) -> Setup:
+def _start(
+    name: str, database: str, tokens: Path, work: Path, collector: str, *, more_env: dict[str, str]
+) -> Setup:
     logged, observed, exported = KINDS[name]
     logs = ["--log-format", "json", "--log-level", "info" if logged else "warning"]
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector, "OTEL_TRACES_SAMPLER": "always_on"}
-    env = env if exported else {}
+    env = {**(env if exported else {}), **more_env}
     args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0", *logs]
     args += ["--database", database, "--tokens", str(tokens), "--rate-limit", "0"]
     args += ["--rest-listen", "127.0.0.1:0", *(METRICS if observed else ())]
@@ -146,7 +153,9 @@ def _running(
     with ExitStack() as stack:  # unwound last in, first out: scraper, processes, collector
         stack.callback(collector.stop)
         for name in names:
-            setup = setups[name] = _start(name, database, tokens, work, collector.endpoint)
+            setup = setups[name] = _start(
+                name, database, tokens, work, collector.endpoint, more_env=dict(SETUP_ENV)
+            )
             stack.callback(setup.server.stop)
             stack.callback(setup.bridge.stop)
         urls = [url for s in setups.values() for url in s.metrics_urls]
@@ -155,20 +164,35 @@ def _running(
     print(f"bench: the collector received {collector.requests} exports", file=sys.stderr)
 
 
+def _together(load: Load, setups: dict[str, Setup], path: str) -> dict[str, tuple[int, float]]:
+    """One load of path on every set-up at once: the same moment of the machine for each."""
+    with ThreadPoolExecutor(len(setups)) as pool:
+        runs = {name: pool.submit(load.run, setup, path) for name, setup in setups.items()}
+        return {name: run.result() for name, run in runs.items()}
+
+
 def measure(
-    rounds: int, load: Load, setups: dict[str, Setup], paths: Sequence[str] = PATHS
+    rounds: int,
+    load: Load,
+    setups: dict[str, Setup],
+    paths: Sequence[str] = PATHS,
+    together: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Median CPU µs per request of each path of each set-up over interleaved rounds."""
+    """Median CPU µs per request of each path of each set-up over rounds: all set-ups loaded at
+    once (together), or one after the other in alternating order."""
     samples: dict[tuple[str, str], list[float]] = {}
     for path in paths:
         for setup in setups.values():  # warm-up
             load.run(setup, path)
     for number in range(rounds):
         for path in paths:
-            order = list(setups) if number % 2 == 0 else list(reversed(setups))
-            for name in order:
-                time.sleep(0.3)
-                requests, cpu = load.run(setups[name], path)
+            time.sleep(0.3)
+            if together:
+                done = _together(load, setups, path)
+            else:
+                order = list(setups) if number % 2 == 0 else list(reversed(setups))
+                done = {name: load.run(setups[name], path) for name in order}
+            for name, (requests, cpu) in done.items():
                 samples.setdefault((path, name), []).append(cpu * 1e6 / max(requests, 1))
         print(f"bench: round {number + 1}/{rounds} done", file=sys.stderr, flush=True)
     return {
@@ -176,7 +200,13 @@ def measure(
     }
 
 
-RATIOS = (("observed", "bare"), ("logs", "bare"), ("metrics", "bare"), ("exported", "observed"))
+RATIOS = (
+    ("observed", "bare"),
+    ("logs", "bare"),
+    ("metrics", "bare"),
+    ("bare-again", "bare"),
+    ("exported", "observed"),
+)
 """The ratios shown when both set-ups ran: the issue's targets are observed / bare <= 1.10 and
 exported / observed <= 1.25."""
 
@@ -206,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(KINDS)}"
     )
     parser.add_argument("--paths", default=",".join(PATHS), help=f"of {', '.join(PATHS)}")
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="load the set-ups one after the other (default: all at once, so each sees the "
+        "same machine)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 1 <= args.seconds <= 60 and 1 <= args.concurrency <= 256):
@@ -238,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             work,
         )
         paths = [p.strip() for p in args.paths.split(",") if p.strip() in PATHS]
-        figures = measure(args.rounds, load, setups, paths or PATHS)
+        figures = measure(args.rounds, load, setups, paths or PATHS, not args.one_at_a_time)
     text = render(figures, load, args.rounds)
     print(text)
     (work / "observability.md").write_text(text + "\n", encoding="utf-8")

@@ -40,9 +40,16 @@ CURRENT: ContextVar[TraceIds | None] = ContextVar("checkpoint_trace_ids", defaul
 """The running request's ids, when nothing records (None otherwise, or outside a request)."""
 
 
+_answer: list[object] = [None, False]
+"""The last provider asked about and its answer (isinstance on the API's ABCs is not cheap)."""
+
+
 def records_nothing() -> bool:
     """Whether the process's tracer provider records no span (no exporter is configured)."""
-    return isinstance(trace.get_tracer_provider(), trace.NoOpTracerProvider)
+    provider = trace.get_tracer_provider()
+    if provider is not _answer[0]:
+        _answer[:] = [provider, isinstance(provider, trace.NoOpTracerProvider)]
+    return _answer[1] is True
 
 
 def new_span_id() -> str:

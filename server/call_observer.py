@@ -92,7 +92,7 @@ def observed(method: str, behavior: Behavior) -> Behavior:
         given, carrier = _read(context.invocation_metadata() or ())
         rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         span: trace.Span | None = None
-        if isinstance(trace.get_tracer_provider(), trace.NoOpTracerProvider):
+        if _records_nothing():
             # Nothing records (no exporter): ids only, no span, nothing made current, so the
             # store makes no span either (server.traced_store).
             ids: tuple[str, str] | None = (_caller_trace_id(carrier), _new_id(64))
@@ -133,6 +133,20 @@ def observed(method: str, behavior: Behavior) -> Behavior:
             )
 
     return run
+
+
+_answer: list[object] = [None, False]
+"""The last tracer provider asked about and its answer (isinstance on the API's ABCs is not
+cheap, and the provider is set once, at start)."""
+
+
+def _records_nothing() -> bool:
+    """Whether the tracer provider records no span: a no-op one (rest_bridge.tracing installs
+    such a provider, with ids, when no exporter is configured)."""
+    provider = trace.get_tracer_provider()
+    if provider is not _answer[0]:
+        _answer[:] = [provider, isinstance(provider, trace.NoOpTracerProvider)]
+    return _answer[1] is True
 
 
 def _new_id(bits: int) -> str:
