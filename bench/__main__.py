@@ -9,8 +9,10 @@ in groups (--only picks some):
                REST GetCheckpoint by id and by name, bridge         wrk -> bridge -> server
                REST GetCheckpoint by id, bridge with --reflect      wrk -> bridge -> server
                REST GetCheckpoint by id and by name in-process      wrk -> server --rest-listen
-    metrics    the gRPC, bridge and in-process rows by id with --metrics-listen (and a scraper
-               polling /metrics every second), for the cost of metrics
+    metrics    the gRPC, bridge and in-process rows by id with no access lines and no metrics
+               (-bare), and with access lines and --metrics-listen (a scraper polling /metrics
+               every second), for the cost of logs and metrics (the plain rows log access lines
+               at info, as the default does)
     traced     REST by id, both doors, traces exported (100 %)      wrk (bench/traced.py)
     edge       REST by id, bridge over HTTP/1.1, h2c and HTTPS      wrk / h2load (edge_rows.py)
     workers    1 and 2 worker processes of every mode, and grpc-gateway (Go) -> server, at
@@ -101,7 +103,7 @@ def run(
     steps: dict[str, Callable[[], None]] = {
         "baselines": lambda: service_rows.baselines(bench, small),
         "service": lambda: service_rows.small_store(bench, small, tokens),
-        "metrics": lambda: service_rows.with_metrics(bench, small, tokens),
+        "metrics": lambda: service_rows.observed(bench, small, tokens),
         "traced": lambda: traced_rows(bench, small, tokens, Target),
         "edge": lambda: edge_rows.measure(bench, small, tokens),
         "workers": workers,

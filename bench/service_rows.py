@@ -117,26 +117,45 @@ def small_store(bench: Bench, small: SeededStore, tokens: Path) -> None:
         server.stop()
 
 
-def with_metrics(bench: Bench, small: SeededStore, tokens: Path) -> None:
-    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with
-    --metrics-listen and scraped every second, as Prometheus would."""
+OBSERVED_ROWS = {
+    "-bare": (("--log-level", "warning"), "no access lines, no metrics"),
+    "-metrics": (("--metrics-listen", "127.0.0.1:0"), "access lines and metrics"),
+}
+"""The rows by id again with observability off (no access line: --log-level warning) and on
+(access lines at info and --metrics-listen, scraped every second), for what it costs."""
+
+
+def observed(bench: Bench, small: SeededStore, tokens: Path) -> None:
+    """The rows by id with each set-up of OBSERVED_ROWS."""
+    for suffix in OBSERVED_ROWS:
+        _observed_rows(bench, small, tokens, suffix)
+
+
+def _observed_rows(bench: Bench, small: SeededStore, tokens: Path, suffix: str) -> None:
+    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with the flags of
+    OBSERVED_ROWS[suffix]; with metrics, scraped every second, as Prometheus would."""
     s, token = bench.settings, bench.token
-    metrics = ("--metrics-listen", "127.0.0.1:0")
+    flags, what = OBSERVED_ROWS[suffix]
     server, address, inprocess = serve(
-        "server-metrics", small.url, tokens, s.work_dir, rest=True, extra=metrics
+        f"server{suffix}", small.url, tokens, s.work_dir, rest=True, extra=flags
     )
     bridge_port = procs.free_port()
     bridge = procs.start(
-        "bridge-metrics",
+        f"bridge{suffix}",
         [
             procs.script("checkpoint-rest-bridge"),
-            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *metrics),
+            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *flags),
         ],
         s.work_dir,
     )
     try:
         bridge.wait_http(f"http://127.0.0.1:{bridge_port}/readyz")
-        urls = [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
+        metered = "--metrics-listen" in flags
+        urls = (
+            [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
+            if metered
+            else []
+        )
         with scraper.scraping(urls, interval=1.0):
             by_id = Target(
                 f"http://{address}{GRPC_PATH}",
@@ -144,17 +163,17 @@ def with_metrics(bench: Bench, small: SeededStore, tokens: Path) -> None:
                 grpc_frame(s.work_dir, "small-id", small.sample_id),
                 check_grpc(address, token, small.sample_id),
             )
-            bench.measure("grpc-id-metrics", "gRPC GetCheckpoint by id, metrics", "grpc", by_id)
+            bench.measure(f"grpc-id{suffix}", f"gRPC GetCheckpoint by id, {what}", "grpc", by_id)
             for key, label, url, serving in (
                 (
-                    "rest-bridge-id-metrics",
-                    "REST by id, bridge -> server, metrics",
+                    f"rest-bridge-id{suffix}",
+                    f"REST by id, bridge -> server, {what}",
                     f"http://127.0.0.1:{bridge_port}/v1/checkpoints/",
                     [server, bridge],
                 ),
                 (
-                    "rest-inprocess-id-metrics",
-                    "REST by id, in-process, metrics",
+                    f"rest-inprocess-id{suffix}",
+                    f"REST by id, in-process, {what}",
                     f"http://{inprocess}/v1/checkpoints/",
                     [server],
                 ),

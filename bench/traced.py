@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # bench.__main__ imports this module
     from bench.seed import SeededStore
 
 
-class _Collector:
+class Collector:
     """Accepts OTLP/HTTP export requests on 127.0.0.1 and counts them."""
 
     def __init__(self) -> None:
@@ -55,7 +55,7 @@ class _Collector:
 def traced_rows(bench: Bench, small: SeededStore, tokens: Path, target: type[Target]) -> None:
     """REST by id through the bridge and in-process, exporting every span to a collector."""
     s = bench.settings
-    collector = _Collector()
+    collector = Collector()
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
     args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
     args += ["--database", small.url, "--tokens", str(tokens), "--rate-limit", "0"]

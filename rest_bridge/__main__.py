@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import grpc
 
 from checkpoint_prometheus import new_registry, serve_metrics
+from rest_bridge.access_log import start_access_lines
 from rest_bridge.app import create_app
 from rest_bridge.certs import CertificateError
 from rest_bridge.config import BridgeConfig
@@ -197,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reflect_interval < 0:
         parser.error("--reflect-interval must be 0 or more")
     setup_logging(args.log_format, args.log_level)
+    start_access_lines()
     try:
         if worker_count(args.workers) > 1 and not in_worker():
             return supervise(args, list(sys.argv[1:] if argv is None else argv))

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_bridge.access_log import ROUTE_KEY, UNMATCHED_ROUTE, write_http
 from rest_bridge.routes import RESERVED_PATHS
+from rest_bridge.trace_ids import CURRENT, continue_trace, records_nothing
 
 _tracer = trace.get_tracer("rest_bridge")
 _propagator = TraceContextTextMapPropagator()
@@ -76,6 +77,9 @@ class HttpObserver:
             key = _TRACE_HEADERS.get(name)
             if key is not None:
                 carrier[key] = value.decode("latin-1")
+        if records_nothing():
+            await self._with_ids(scope, receive, send, carrier, started)
+            return
         parent = _propagator.extract(carrier) if carrier else None
         method: str = scope["method"]
         span = _tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
@@ -94,32 +98,66 @@ class HttpObserver:
             raise
         finally:
             otel_context.detach(token)
-            _finish(scope, method, span, exchange, started)
+            route, code = _outcome(scope, exchange)
+            if span.is_recording():
+                _describe(span, method, route, (exchange.status, code), exchange.request_id)
+            span.end()
+            ids = span.get_span_context()
+            hex_ids = (f"{ids.trace_id:032x}", f"{ids.span_id:016x}") if ids.is_valid else None
+            _access_line(scope, (route, code), exchange, started, hex_ids)
+
+    async def _with_ids(
+        self, scope: Scope, receive: Receive, send: Send, carrier: dict[str, str], started: float
+    ) -> None:
+        """The request when nothing records: its ids current, no span (rest_bridge.trace_ids)."""
+        ids = continue_trace(carrier.get("traceparent"), carrier.get("tracestate"))
+        token = CURRENT.set(ids)
+        exchange = _Exchange()
+
+        async def observed_send(message: Message) -> None:
+            exchange.see(message)
+            await send(message)
+
+        try:
+            await self._app(scope, receive, observed_send)
+        except BaseException:
+            exchange.status = exchange.status or 500
+            raise
+        finally:
+            CURRENT.reset(token)
+            route, code = _outcome(scope, exchange)
+            _access_line(scope, (route, code), exchange, started, (ids.trace_id, ids.span_id))
 
 
-def _finish(
-    scope: Scope, method: str, span: trace.Span, exchange: _Exchange, started: float
-) -> None:
+def _outcome(scope: Scope, exchange: _Exchange) -> tuple[str, str]:
+    """The route template the request matched (bounded) and the gRPC code name it answered."""
     path: str = scope["path"]
     route: str = scope.get(ROUTE_KEY) or (path if path in RESERVED_PATHS else UNMATCHED_ROUTE)
-    status = exchange.status
-    code = exchange.code or ("OK" if status < 400 else "UNKNOWN")
-    if span.is_recording():
-        _describe(span, method, route, (status, code), exchange.request_id)
-    span.end()
-    ids = span.get_span_context()
+    return route, exchange.code or ("OK" if exchange.status < 400 else "UNKNOWN")
+
+
+def _access_line(
+    scope: Scope,
+    outcome: tuple[str, str],
+    exchange: _Exchange,
+    started: float,
+    ids: tuple[str, str] | None,
+) -> None:
+    """The request's access line: route and code, what was sent, trace and span id (hex)."""
+    route, code = outcome
+    trace_id, span_id = ids if ids is not None else (None, None)
     client: Any = scope.get("client")
     write_http(
-        method=method,
+        method=scope["method"],
         route=route,
-        status=status,
+        status=exchange.status,
         grpc_code=code,
         bytes_out=exchange.bytes_out,
         client=f"{client[0]}:{client[1]}" if client else None,
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=exchange.request_id,
-        trace_id=f"{ids.trace_id:032x}" if ids.is_valid else None,
-        span_id=f"{ids.span_id:016x}" if ids.is_valid else None,
+        trace_id=trace_id,
+        span_id=span_id,
     )
 
 
@@ -129,16 +167,15 @@ def _describe(
     """OpenTelemetry's HTTP server attributes; a 5xx marks the span as an error."""
     status, code = outcome
     span.update_name(f"{method} {route}")
-    span.set_attributes(
-        {
-            "http.request.method": method,
-            "http.route": route,
-            "http.response.status_code": status,
-            "checkpoint.grpc_code": code,
-        }
-    )
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "http.route": route,
+        "http.response.status_code": status,
+        "checkpoint.grpc_code": code,
+    }
     if rid:
-        span.set_attribute("http.response.header.x-request-id", (rid,))
+        attributes["http.response.header.x-request-id"] = (rid,)
     if status >= 500:
-        span.set_attribute("error.type", str(status))
+        attributes["error.type"] = str(status)
         span.set_status(Status(StatusCode.ERROR, code))
+    span.set_attributes(attributes)  # once: each call takes the span's lock and checks values

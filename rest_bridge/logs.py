@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from opentelemetry import trace
 
 from rest_bridge.options import Option
+from rest_bridge.trace_ids import CURRENT
 
 LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -104,11 +105,13 @@ def rfc3339(created: float) -> str:
 
 
 def _trace_ids() -> dict[str, str]:
-    """The current span's ids (a log line written during a request names its trace)."""
+    """The current span's ids, or the bridge request's when nothing records (a log line written
+    during a request names its trace)."""
     context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return {}
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    if context.is_valid:
+        return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    plain = CURRENT.get()
+    return {} if plain is None else {"trace_id": plain.trace_id, "span_id": plain.span_id}
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
@@ -145,9 +148,7 @@ class TextFormatter(logging.Formatter):
         fields: dict[str, Any] | None = getattr(record, "fields", None)
         pairs = fields if fields else _trace_ids()
         if pairs:
-            head += " " + " ".join(
-                f"{k}={_text_value(v)}" for k, v in pairs.items() if k != "event"
-            )
+            head += " " + " ".join(f"{k}={text_value(v)}" for k, v in pairs.items() if k != "event")
         if record.exc_info:
             head += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
@@ -155,7 +156,8 @@ class TextFormatter(logging.Formatter):
         return redact(head)
 
 
-def _text_value(value: object) -> str:
+def text_value(value: object) -> str:
+    """A value as key=value text shows it: None as -, quoted when empty or holding ' "='."""
     text = "-" if value is None else str(value)
     return json.dumps(text) if not text or any(c in text for c in ' "=') else text
 
@@ -170,12 +172,23 @@ def resolve_format(chosen: str | None, stream: TextIO) -> str:
     return "text" if stream.isatty() else "json"
 
 
+_installed: list[tuple[logging.StreamHandler[TextIO], str] | None] = [None]
+"""The root handler setup_logging installed and its format (rest_bridge.access_lines writes
+access lines to it directly)."""
+
+
+def installed_output() -> tuple[logging.StreamHandler[TextIO], str] | None:
+    """The handler setup_logging gave the root logger and its format; None before set-up."""
+    return _installed[0]
+
+
 def setup_logging(log_format: str | None, level: str, stream: TextIO | None = None) -> str:
     """Send every logger's records to stream (stderr) in one format at one level; the format."""
     out = sys.stderr if stream is None else stream
     chosen = resolve_format(log_format, out)
     handler = logging.StreamHandler(out)
     handler.setFormatter(FORMATTERS[chosen]())
+    _installed[0] = (handler, chosen)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -17,7 +17,8 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from rest_bridge.upstream_call import ObservedCall
+from rest_bridge.trace_ids import CURRENT
+from rest_bridge.upstream_call import Call, ObservedCall
 
 _tracer = trace.get_tracer("rest_bridge")
 
@@ -67,23 +68,30 @@ class _TracedUnary:
         timeout: float | None = None,
         metadata: Any = None,
         **kwargs: Any,
-    ) -> ObservedCall:
+    ) -> Call:
+        pairs: tuple[Any, ...] = tuple(metadata) if metadata else ()
+        plain = CURRENT.get()
+        if plain is not None:  # nothing records: the server continues the request's ids
+            pairs += (("traceparent", plain.traceparent),)
+            if plain.state:
+                pairs += (("tracestate", plain.state),)
+            inner: Call = self._inner(request, timeout=timeout, metadata=pairs, **kwargs)
+            return inner
         current = trace.get_current_span()
         # Under a request span that records nothing (not sampled, or no exporter) the call's
         # span would record nothing either: the server continues the request's span instead.
         span = (
-            _tracer.start_span(self._name, kind=SpanKind.CLIENT)
+            _tracer.start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes)
             if current.is_recording()
             else current
         )
-        pairs: tuple[Any, ...] = tuple(metadata) if metadata else ()
         ids = span.get_span_context()
         if ids.is_valid:  # only without a tracer provider (unit tests) is there none
             pairs += (("traceparent", traceparent(ids)),)
             if ids.trace_state:
                 pairs += (("tracestate", ids.trace_state.to_header()),)
-        inner = self._inner(request, timeout=timeout, metadata=pairs, **kwargs)
-        return ObservedCall(inner, self._finish(inner, span, current))
+        call = self._inner(request, timeout=timeout, metadata=pairs, **kwargs)
+        return ObservedCall(call, self._finish(call, span, current))
 
     async def _finish(self, inner: Any, span: Any, current: Any) -> Any:
         code = grpc.StatusCode.OK
@@ -97,7 +105,6 @@ class _TracedUnary:
             raise
         finally:
             if span is not current:
-                span.set_attributes(self._attributes)
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
                 if code is not grpc.StatusCode.OK:
                     span.set_status(Status(StatusCode.ERROR, code.name))

@@ -20,6 +20,7 @@ from pathlib import Path
 from checkpoint.v1 import checkpoint_pb2 as pb
 
 from checkpoint_prometheus import new_registry, serve_metrics
+from rest_bridge.access_log import line_writer, start_access_lines
 from rest_bridge.config import DEFAULT_HEARTBEAT, BridgeConfig
 from rest_bridge.data_file import read_messages
 from rest_bridge.edge_io import EdgeLimits
@@ -36,6 +37,7 @@ from rest_bridge.workers import (
     run_workers,
     worker_count,
 )
+from server.access_log import EVENT, FIELDS, use_writer
 from server.app import create_server
 from server.config import (
     DEFAULT_DATABASE,
@@ -339,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Only serve takes the log flags; the other commands log as its defaults say.
     setup_logging(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
+    start_access_lines()  # the --rest-listen door's lines; the server's own next
+    use_writer(line_writer(EVENT, FIELDS))
     try:
         if args.command == "serve" and worker_count(args.workers) > 1 and not in_worker():
             return supervise(args, list(sys.argv[1:] if argv is None else argv))

@@ -1,14 +1,39 @@
-"""The server's access line: one record per gRPC call, at info, on the `checkpoint.access` logger.
+"""The server's access line: one per gRPC call, at info, on the `checkpoint.access` logger.
 
 The fields are the contract of the log (README, "Operating"). The caller is named by its token's
-name from the tokens file, never by the token; no metadata value or message is logged.
+name from the tokens file, never by the token; no metadata value or message is logged. The entry
+point hands over a writer of preformatted lines (`use_writer`; rest_bridge.access_lines builds
+it, which server code may not import); without one, or when it declines, the line is a log
+record whose `fields` are the line's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 ACCESS = logging.getLogger("checkpoint.access")
+EVENT = "grpc_call"
+FIELDS = (
+    "request_id",
+    "trace_id",
+    "span_id",
+    "duration_ms",
+    "grpc_method",
+    "grpc_code",
+    "peer",
+    "token_name",
+)
+"""The fields after `event`, in the line's order."""
+
+Writer = Callable[..., bool]
+"""Writes one line of FIELDS' values, in order; False when it wrote nothing."""
+_direct: list[Writer | None] = [None]
+
+
+def use_writer(writer: Writer | None) -> None:
+    """Write access lines with writer (None: as log records)."""
+    _direct[0] = writer
 
 
 def write_call(
@@ -25,15 +50,9 @@ def write_call(
     """Log one finished gRPC call."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    fields = {
-        "event": "grpc_call",
-        "request_id": request_id,
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "duration_ms": round(duration_ms, 3),
-        "grpc_method": grpc_method,
-        "grpc_code": grpc_code,
-        "peer": peer,
-        "token_name": token_name,
-    }
-    ACCESS.info("grpc_call", extra={"fields": fields})
+    values = (request_id, trace_id, span_id, round(duration_ms, 3), grpc_method, grpc_code)
+    direct = _direct[0]
+    if direct is not None and direct(*values, peer, token_name):
+        return
+    fields = dict(zip(FIELDS, (*values, peer, token_name), strict=True))
+    ACCESS.info(EVENT, extra={"fields": {"event": EVENT, **fields}})

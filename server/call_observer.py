@@ -5,13 +5,16 @@ open, on the gRPC port and in-process alike). It continues the trace of the call
 metadata (the bridge sends one) or starts one, keeps the span current while the call runs so the
 store's spans are its children, sends the request id (the caller's x-request-id when it is a sane
 token, else a new one) in the response's initial metadata, and writes the access line. The guard
-tells it the token's name with `note_token`.
+tells it the token's name with `note_token`. When the tracer provider records nothing (a
+NoOpTracerProvider: rest_bridge.tracing installs one when no exporter is configured) there is no
+span at all: the call keeps the caller's trace id and a new span id as strings, for its line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,7 @@ _propagator = TraceContextTextMapPropagator()
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 # Codes that are the server's fault (OpenTelemetry's rule for gRPC server spans).
 SERVER_ERRORS = frozenset(
     {
@@ -87,9 +91,17 @@ def observed(method: str, behavior: Behavior) -> Behavior:
         started = time.perf_counter()
         given, carrier = _read(context.invocation_metadata() or ())
         rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-        parent = _parent(carrier) if carrier else None
-        span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        span: trace.Span | None = None
+        if _records_nothing():
+            # Nothing records (no exporter): ids only, no span, nothing made current, so the
+            # store makes no span either (server.traced_store).
+            ids: tuple[str, str] | None = (_caller_trace_id(carrier), _new_id(64))
+        else:
+            parent = _parent(carrier) if carrier else None
+            span = _tracer.start_span(
+                name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
         call = _Call(rid)
         current = _current.set(call)
         failure: BaseException | None = None
@@ -101,13 +113,14 @@ def observed(method: str, behavior: Behavior) -> Behavior:
             raise
         finally:
             _current.reset(current)
-            otel_context.detach(token)
             code = _code(context, failure)
-            if span.is_recording():
-                span.set_attributes(attributes)
-                _describe(span, code, failure, rid)
-            span.end()
-            ids = span.get_span_context()
+            if span is not None:
+                otel_context.detach(token)
+                if span.is_recording():
+                    _describe(span, code, failure, rid)
+                span.end()
+                made = span.get_span_context()
+                ids = (f"{made.trace_id:032x}", f"{made.span_id:016x}") if made.is_valid else None
             write_call(
                 grpc_method=method,
                 grpc_code=code.name,
@@ -115,11 +128,43 @@ def observed(method: str, behavior: Behavior) -> Behavior:
                 token_name=call.token_name,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 request_id=rid,
-                trace_id=f"{ids.trace_id:032x}" if ids.is_valid else None,
-                span_id=f"{ids.span_id:016x}" if ids.is_valid else None,
+                trace_id=None if ids is None else ids[0],
+                span_id=None if ids is None else ids[1],
             )
 
     return run
+
+
+_answer: list[object] = [None, False]
+"""The last tracer provider asked about and its answer (isinstance on the API's ABCs is not
+cheap, and the provider is set once, at start)."""
+
+
+def _records_nothing() -> bool:
+    """Whether the tracer provider records no span: a no-op one (rest_bridge.tracing installs
+    such a provider, with ids, when no exporter is configured)."""
+    provider = trace.get_tracer_provider()
+    if provider is not _answer[0]:
+        _answer[:] = [provider, isinstance(provider, trace.NoOpTracerProvider)]
+    return _answer[1] is True
+
+
+def _new_id(bits: int) -> str:
+    """A random non-zero id of bits bits in hex (as the SDK's RandomIdGenerator: unique, not
+    secret)."""
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
+def _caller_trace_id(carrier: dict[str, str]) -> str:
+    """The trace id of the caller's trace context, or a new trace's."""
+    found = _TRACEPARENT.fullmatch(carrier.get("traceparent", "")) if len(carrier) == 1 else None
+    if found is not None and found.group(1) != _ZERO_TRACE and found.group(2) != _ZERO_SPAN:
+        return found.group(1)
+    if carrier:
+        ids = trace.get_current_span(_parent(carrier)).get_span_context()
+        if ids.is_valid:
+            return f"{ids.trace_id:032x}"
+    return _new_id(128)
 
 
 def _read(metadata: Any) -> tuple[str | None, dict[str, str]]:
@@ -159,8 +204,9 @@ def _code(context: grpc.aio.ServicerContext[Any, Any], failure: BaseException | 
 def _describe(
     span: trace.Span, code: grpc.StatusCode, failure: BaseException | None, rid: str
 ) -> None:
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
-    span.set_attribute("rpc.grpc.request.metadata.x-request-id", (rid,))
+    span.set_attributes(  # once: each call takes the span's lock and checks values
+        {"rpc.grpc.status_code": code.value[0], "rpc.grpc.request.metadata.x-request-id": (rid,)}
+    )
     if code not in SERVER_ERRORS:
         return
     span.set_status(Status(StatusCode.ERROR, code.name))

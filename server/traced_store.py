@@ -45,7 +45,11 @@ class TracedStore(ObservedStore):
         if not trace.get_current_span().is_recording():
             # The call is not sampled (or nothing exports): its store span would be dropped too.
             return await work
-        span = _tracer.start_span(f"store {operation}", kind=SpanKind.INTERNAL)
+        span = _tracer.start_span(
+            f"store {operation}",
+            kind=SpanKind.INTERNAL,
+            attributes={"db.system.name": self._backend, "db.operation.name": operation},
+        )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             return await work
@@ -57,8 +61,4 @@ class TracedStore(ObservedStore):
             raise
         finally:
             otel_context.detach(token)
-            if span.is_recording():
-                span.set_attributes(
-                    {"db.system.name": self._backend, "db.operation.name": operation}
-                )
             span.end()

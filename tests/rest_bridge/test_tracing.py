@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from rest_bridge.trace_ids import continue_trace
 from rest_bridge.tracing import IdsOnlyTracerProvider, build_provider, exporter_configured
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
@@ -59,3 +63,45 @@ def test_with_an_exporter_the_sdk_is_named_after_the_service() -> None:
     shutdown()
     assert isinstance(provider, TracerProvider)
     assert provider.resource.attributes["service.name"] != "x"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "k=v,a=b"),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", None),
+        ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later", None),
+        ("garbage", "k=v"),
+        (None, None),
+    ],
+)
+def test_plain_ids_continue_what_the_propagator_continues(
+    traceparent: str | None, tracestate: str | None
+) -> None:
+    """Without spans (nothing records) a request keeps the trace id, flags and trace state
+    the W3C propagator reads from the same headers, or starts a new trace where it finds none;
+    its span id is always new, and its traceparent is what a span's would be."""
+    carrier = {k: v for k, v in (("traceparent", traceparent), ("tracestate", tracestate)) if v}
+    parent = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
+    want = parent.get_span_context()
+    ids = continue_trace(traceparent, tracestate)
+    assert re.fullmatch(r"[0-9a-f]{32}", ids.trace_id)
+    assert re.fullmatch(r"[0-9a-f]{16}", ids.span_id)
+    assert ids.trace_id != "0" * 32
+    assert ids.span_id != "0" * 16
+    if want.is_valid:
+        assert (ids.trace_id, ids.flags) == (f"{want.trace_id:032x}", f"{want.trace_flags:02x}")
+        assert ids.state == want.trace_state.to_header()
+        assert ids.span_id != f"{want.span_id:016x}"
+    else:
+        assert (ids.flags, ids.state) == ("00", "")
+        assert continue_trace(traceparent, tracestate).trace_id != ids.trace_id
+    assert ids.traceparent == f"00-{ids.trace_id}-{ids.span_id}-{ids.flags}"
+
+
+def test_the_ids_only_provider_says_it_records_nothing() -> None:
+    """Both halves tell from the API alone that nothing records: the provider is a no-op one."""
+    assert isinstance(IdsOnlyTracerProvider(), trace.NoOpTracerProvider)
+    assert not isinstance(TracerProvider(), trace.NoOpTracerProvider)

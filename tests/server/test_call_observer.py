@@ -164,3 +164,28 @@ async def test_the_callers_trace_context_is_read_as_the_propagator_would(
     ids = trace.get_current_span(parent).get_span_context()
     assert (ids.trace_id if ids.is_valid else None) == trace_id
     assert ids.trace_state.to_header() == state
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_when_nothing_records_the_line_continues_the_callers_trace(
+    stubs: dict[str, svc_grpc.CheckpointServiceAsyncStub],
+    door: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a provider that records nothing (no exporter) no span is made, yet the access line
+    names the caller's trace and a new span id, or a new trace when the caller sent none."""
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with caplog.at_level(logging.INFO, logger="checkpoint.access"):
+        for metadata in ((*READ, ("traceparent", caller)), READ):
+            await stubs[door].GetCheckpoint(
+                svc.GetCheckpointRequest(checkpoint_id="x"), metadata=metadata
+            )
+    continued, started = _access(caplog)
+    assert continued["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert re.fullmatch(r"[0-9a-f]{32}", started["trace_id"])
+    assert started["trace_id"] != continued["trace_id"]
+    for line in (continued, started):
+        assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"])
+        assert line["span_id"] != "b7ad6b7169203331"
