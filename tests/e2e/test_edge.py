@@ -259,6 +259,8 @@ def test_half_open_connections_are_closed_while_others_are_served(
             sock.close()
         client.kill()
         client.wait(timeout=10)
+        client.stdin.close()
+        client.stdout.close()
     assert {status for _, status in timed} == {200}, timed
     latencies = [seconds for seconds, _ in timed]
     late = [closed[s] - opened[s] for s in closed if closed[s] - opened[s] > HEADER_TIMEOUT + 1]
