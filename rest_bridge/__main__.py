@@ -9,8 +9,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import grpc
-
 from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.access_log import start_access_lines
 from rest_bridge.app import create_app
@@ -25,8 +23,9 @@ from rest_bridge.options import BRIDGE_OPTIONS, add_options
 from rest_bridge.routes import RouteError
 from rest_bridge.schema_follower import SchemaFollower, schema_loader
 from rest_bridge.serving import split_listen, start_in_background
-from rest_bridge.tls import HttpTls, PairPaths, channel_credentials
+from rest_bridge.tls import HttpTls, PairPaths, UpstreamFiles
 from rest_bridge.tracing import setup_tracing
+from rest_bridge.upstream_channel import UpstreamChannel
 from rest_bridge.workers import WorkerGroup, in_worker, run_workers, worker_count
 
 PROG = "checkpoint-rest-bridge"
@@ -57,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
-    """TLS towards the gRPC server (and a client certificate) when --upstream-ca is set.
+def upstream_files(args: argparse.Namespace) -> UpstreamFiles | None:
+    """TLS towards the gRPC server (and a client certificate) when --upstream-ca is set; the
+    files are checked now, so a bad one stops start-up.
 
     Raises:
         CertificateError: a file cannot be used, or a client certificate without --upstream-ca.
@@ -74,7 +74,9 @@ def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | 
         if client is not None:
             raise CertificateError("--upstream-cert needs --upstream-ca (TLS towards the server)")
         return None
-    return channel_credentials(args.upstream_ca, client)
+    files = UpstreamFiles(args.upstream_ca, client)
+    files.read()
+    return files
 
 
 def http_tls(args: argparse.Namespace) -> HttpTls | None:
@@ -90,20 +92,28 @@ def http_tls(args: argparse.Namespace) -> HttpTls | None:
     return HttpTls(PairPaths(args.tls_cert, args.tls_key))
 
 
-def reload_on_sighup(tls: HttpTls | None, follower: SchemaFollower) -> None:
-    """SIGHUP loads the schema again and re-reads the certificate; a bad certificate file is
-    logged and the old one kept."""
+def reload_on_sighup(
+    tls: HttpTls | None, upstream: UpstreamChannel, follower: SchemaFollower
+) -> None:
+    """SIGHUP loads the schema again and re-reads the listener's and the upstream channel's
+    certificates; a bad file is logged, naming it, and the one in use kept."""
 
     def reload() -> None:
         follower.trigger("SIGHUP")
-        if tls is None:
-            return
+        if tls is not None:
+            try:
+                tls.reload()
+            except CertificateError as exc:
+                log.error("SIGHUP: kept the current certificate: %s", exc)
+            else:
+                log.info("SIGHUP: reloaded %s", tls.paths.cert)
         try:
-            tls.reload()
+            replaced = upstream.reload()
         except CertificateError as exc:
-            log.error("SIGHUP: kept the current certificate: %s", exc)
+            log.error("SIGHUP: kept the current upstream channel: %s", exc)
         else:
-            log.info("SIGHUP: reloaded %s", tls.paths.cert)
+            if replaced:
+                log.info("SIGHUP: upstream TLS files changed: new calls use a new channel")
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
@@ -111,7 +121,7 @@ def reload_on_sighup(tls: HttpTls | None, follower: SchemaFollower) -> None:
 async def serve(
     config: BridgeConfig,
     group: WorkerGroup | None = None,
-    credentials: grpc.ChannelCredentials | None = None,
+    upstream_tls: UpstreamFiles | None = None,
     limits: EdgeLimits | None = None,
     tls: HttpTls | None = None,
 ) -> None:
@@ -129,10 +139,7 @@ async def serve(
             config.metrics_listen, registry, "--metrics-listen", reuse_port=group is not None
         )
         print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
-    if credentials is None:
-        upstream = grpc.aio.insecure_channel(config.upstream, options=CHANNEL_OPTIONS)
-    else:
-        upstream = grpc.aio.secure_channel(config.upstream, credentials, options=CHANNEL_OPTIONS)
+    upstream = UpstreamChannel(config.upstream, upstream_tls, CHANNEL_OPTIONS)
     async with upstream as channel:
         load, source = schema_loader(config, channel)
         # A descriptor set must load at start; reflection may wait for its upstream.
@@ -150,7 +157,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        reload_on_sighup(tls, follower)
+        reload_on_sighup(tls, upstream, follower)
         server = await start_in_background(
             app,
             config.listen,
@@ -223,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         limits, tls = edge_limits(args), http_tls(args)
         group = WorkerGroup.from_environment()
-        asyncio.run(serve(config, group, upstream_credentials(args), limits, tls))
+        asyncio.run(serve(config, group, upstream_files(args), limits, tls))
     except (SchemaError, RouteError, ValueError, RuntimeError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -76,21 +76,22 @@ def tls_options(env_prefix: str, what: str) -> tuple[Option, ...]:
 UPSTREAM_TLS_OPTIONS: tuple[Option, ...] = (
     Option(
         "--upstream-ca",
-        "PEM CA certificate(s) of the gRPC server: turns TLS on towards it",
+        "PEM CA certificate(s) of the gRPC server: turns TLS on towards it; re-read on SIGHUP",
         env="CHECKPOINT_UPSTREAM_CA",
         default="",
         type=optional_path,
     ),
     Option(
         "--upstream-cert",
-        "PEM client certificate to present to the gRPC server (mTLS); needs --upstream-ca",
+        "PEM client certificate presented to the gRPC server (mTLS); needs --upstream-ca; "
+        "re-read on SIGHUP",
         env="CHECKPOINT_UPSTREAM_CERT",
         default="",
         type=optional_path,
     ),
     Option(
         "--upstream-key",
-        "PEM private key of --upstream-cert",
+        "PEM private key of --upstream-cert; re-read on SIGHUP",
         env="CHECKPOINT_UPSTREAM_KEY",
         default="",
         type=optional_path,

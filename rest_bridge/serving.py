@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import ssl
 import time
@@ -151,4 +152,8 @@ async def start_in_background(
             sock.close()
             raise RuntimeError(f"the REST server did not start on {listen}")
         await asyncio.sleep(0.01)
+    # What start-up built (modules, schema, app, and in `serve` the store and servicers) lives as
+    # long as the process: out of the collector's sight, a full collection walks only what was
+    # made since, so its pause under a burst of connections is a fraction of what it was.
+    gc.freeze()
     return BackgroundServer(server=server, task=task, host=host, port=port)

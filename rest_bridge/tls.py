@@ -100,19 +100,22 @@ class GrpcServerTls:
         return configuration
 
 
-def channel_credentials(ca: Path, client: PairPaths | None = None) -> grpc.ChannelCredentials:
-    """TLS towards an upstream whose certificate ca signed, presenting client's pair if given.
+@dataclass(frozen=True, slots=True)
+class UpstreamFiles:
+    """What --upstream-ca, --upstream-cert and --upstream-key name: TLS towards the server."""
 
-    Raises:
-        CertificateError: a file cannot be used.
-    """
-    roots = read_certificates(ca, "--upstream-ca")
-    pair = client.read() if client is not None else None
-    return grpc.ssl_channel_credentials(
-        root_certificates=roots,
-        private_key=pair.key_pem if pair else None,
-        certificate_chain=pair.cert_pem if pair else None,
-    )
+    ca: Path
+    client: PairPaths | None = None
+
+    def read(self) -> tuple[bytes, bytes | None, bytes | None]:
+        """The CA, the client key and the client chain as PEM bytes, each checked.
+
+        Raises:
+            CertificateError: a file cannot be used; the message names the flag and the file.
+        """
+        roots = read_certificates(self.ca, "--upstream-ca")
+        pair = self.client.read() if self.client is not None else None
+        return roots, pair.key_pem if pair else None, pair.cert_pem if pair else None
 
 
 @dataclass(frozen=True, slots=True)

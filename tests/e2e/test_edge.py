@@ -14,9 +14,9 @@ import resource
 import selectors
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,31 +229,40 @@ def test_half_open_connections_are_closed_while_others_are_served(
 ) -> None:
     """1000 connections that send half a head (every tenth nothing at all) are all closed
     within --header-timeout + 1 s of connecting, while a client on its own connection keeps
-    getting its checkpoint."""
+    getting its checkpoint (timed in its own process: tests/e2e/steady_client.py)."""
     door = doors[door_name]
     opened: dict[socket.socket, float] = {}
-    latencies: list[float] = []
+    host, port = door.address
+    path = f"/v1/checkpoints/{EXAMPLE_ID}"
+    client = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.steady_client", host, str(port), path, e2e_tokens.read],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdin is not None
+    assert client.stdout is not None
     try:
-        with httpx.Client(base_url=door.base_url, timeout=5) as client:
-            assert client.get("/healthz").status_code == 200
-            for index in range(HALF_OPEN):
-                sock = socket.create_connection(door.address, timeout=5)
-                if index % 10:
-                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ")
-                opened[sock] = time.monotonic()
-            last = max(opened.values())
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                watching = pool.submit(_poll_closed, opened, last + HEADER_TIMEOUT + 1.5)
-                while time.monotonic() < last + HEADER_TIMEOUT + 0.5:
-                    started = time.perf_counter()
-                    path = f"/v1/checkpoints/{EXAMPLE_ID}"
-                    response = client.get(path, headers=bearer(e2e_tokens.read))
-                    latencies.append(time.perf_counter() - started)
-                    assert response.status_code == 200, response.text
-                closed = watching.result()
+        assert client.stdout.readline().strip() == "ready"
+        for index in range(HALF_OPEN):
+            sock = socket.create_connection(door.address, timeout=5)
+            if index % 10:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ")
+            opened[sock] = time.monotonic()
+        last = max(opened.values())
+        client.stdin.write(f"{last + HEADER_TIMEOUT + 0.5}\n")
+        client.stdin.flush()
+        closed = _poll_closed(opened, last + HEADER_TIMEOUT + 1.5)
+        timed = json.loads(client.stdout.readline())
     finally:
         for sock in opened:
             sock.close()
+        client.kill()
+        client.wait(timeout=10)
+        client.stdin.close()
+        client.stdout.close()
+    assert {status for _, status in timed} == {200}, timed
+    latencies = [seconds for seconds, _ in timed]
     late = [closed[s] - opened[s] for s in closed if closed[s] - opened[s] > HEADER_TIMEOUT + 1]
     latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000

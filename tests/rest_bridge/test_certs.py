@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rest_bridge.certs import CertificateError, read_certificates, read_key_pair
-from rest_bridge.tls import GrpcServerTls, HttpTls, PairPaths, channel_credentials, read_serve_tls
+from rest_bridge.tls import GrpcServerTls, HttpTls, PairPaths, UpstreamFiles, read_serve_tls
 from tests.certs import issue, make_ca
 
 
@@ -73,12 +73,17 @@ def test_a_failed_reload_keeps_the_certificate_in_use(tmp_path: Path) -> None:
     assert grpc_tls._fetch() is None
 
 
-def test_channel_credentials_check_their_files(tmp_path: Path) -> None:
+def test_upstream_files_are_checked(tmp_path: Path) -> None:
     """The upstream CA must be a readable certificate file; a client pair is checked too."""
     ca = make_ca()
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(ca.cert_pem)
-    cert, key = issue(ca, "client", client=True).write(tmp_path, "client")
-    assert channel_credentials(ca_file, PairPaths(cert, key, "--upstream-cert", "--upstream-key"))
+    issued = issue(ca, "client", client=True)
+    cert, key = issued.write(tmp_path, "client")
+    pair = PairPaths(cert, key, "--upstream-cert", "--upstream-key")
+    assert UpstreamFiles(ca_file, pair).read() == (ca.cert_pem, issued.key_pem, issued.cert_pem)
     with pytest.raises(CertificateError, match="--upstream-ca"):
-        channel_credentials(tmp_path / "none.pem")
+        UpstreamFiles(tmp_path / "none.pem").read()
+    key.write_text("not a key\n")
+    with pytest.raises(CertificateError, match=f"--upstream-key {key}"):
+        UpstreamFiles(ca_file, pair).read()

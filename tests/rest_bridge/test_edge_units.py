@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from rest_bridge.__main__ import build_parser, http_tls, upstream_credentials
+from rest_bridge.__main__ import build_parser, http_tls, upstream_files
 from rest_bridge.certs import CertificateError
 from rest_bridge.edge import Acceptor, edge_protocol
 from rest_bridge.edge_io import EdgeLimits, Gate, refusal_bytes
@@ -65,13 +65,13 @@ def test_a_refusal_is_a_whole_response_with_the_envelope() -> None:
 def test_upstream_client_certificate_flags_must_be_complete(argv: list[str], message: str) -> None:
     """A client certificate without its key, or without --upstream-ca, is refused."""
     with pytest.raises(CertificateError, match=message):
-        upstream_credentials(build_parser().parse_args(argv))
+        upstream_files(build_parser().parse_args(argv))
 
 
 def test_plaintext_is_the_default_on_both_sides() -> None:
     """Without TLS flags the bridge listens and calls upstream in plaintext."""
     args = build_parser().parse_args([])
-    assert upstream_credentials(args) is None
+    assert upstream_files(args) is None
     assert http_tls(args) is None
     with pytest.raises(CertificateError, match="go together"):
         http_tls(build_parser().parse_args(["--tls-key", "k.pem"]))

@@ -308,3 +308,39 @@ async def test_data_for_a_finished_stream_is_acknowledged_and_dropped() -> None:
     await peer.settle()
     assert peer.answer(stream)[0] == 413
     assert peer.client.outbound_flow_control_window == window
+
+
+MALFORMED_HEADERS = {
+    "uppercase-name": [(b"X-Upper", b"1")],
+    "connection-header": [(b"connection", b"close")],
+    "te-not-trailers": [(b"te", b"gzip")],
+    "newline-in-value": [(b"x-a", b"1\n2")],
+    "space-around-value": [(b"x-a", b" 1")],
+    "host-not-authority": [(b"host", b"other")],
+    "pseudo-after-regular": [(b"x-a", b"1"), (b":authority", b"y")],
+    "unknown-pseudo": [(b":protocol", b"websocket")],
+}
+
+
+@pytest.mark.parametrize("extra", MALFORMED_HEADERS.values(), ids=MALFORMED_HEADERS.keys())
+async def test_a_malformed_header_list_is_400_and_the_connection_stays(
+    extra: list[tuple[bytes, bytes]],
+) -> None:
+    """The protocol's own header checks (h2's are off): a malformed list is 400 in the
+    envelope on its stream, and the next request on the connection is served."""
+    peer = Peer(echo)
+    loose = h2.config.H2Configuration(
+        header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    peer.client.config = loose
+    stream = peer.client.get_next_available_stream_id()
+    headers = [(b":method", b"GET"), (b":path", b"/x"), (b":scheme", b"http")]
+    peer.client.send_headers(stream, [*headers, (b":authority", b"x"), *extra], end_stream=True)
+    peer.pump()
+    await peer.settle()
+    status, body = peer.answer(stream)
+    assert status == 400, body
+    assert json.loads(body)["error"]["code"] == "invalid_argument"
+    good = peer.request(b"/y")
+    await peer.settle()
+    assert peer.answer(good)[0] == 200

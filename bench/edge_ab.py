@@ -1,0 +1,121 @@
+"""CPU per request through the bridge, this tree against a git ref, HTTP/1.1 and h2c, interleaved.
+
+`.venv/bin/python -m bench.edge_ab --baseline REF [--rounds 5] [--seconds 3]`: one
+checkpoint-server (plaintext gRPC, seeded store of 1000) and two bridges in front of it, one
+running this work tree's code and one running REF's (`git archive REF` into the work directory,
+started without the editable install so that REF's packages are the ones imported; in
+--work-dir, outside the repository by default). Each round
+loads each bridge with wrk (HTTP/1.1) and h2load (h2c, -m 1) at -c 64, in turn, and reads the
+CPU each process spent (/proc) per request served. On a shared machine wall-clock requests/s
+are mostly noise; CPU per request, interleaved in one run, is what compares. Prints each run and
+the medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from bench import loads, procs
+from bench.__main__ import REPO, _serve
+from bench.seed import seeded_store
+from server.tokens import READ_SCOPE, create_token
+
+CONCURRENCY = 64
+LAUNCHER = """\
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path[:0] = [{tree!r}, {protos!r}]
+from rest_bridge.__main__ import main
+sys.exit(main())
+"""
+"""Runs REF's bridge: the editable install's finder, which maps the packages to this tree, is
+dropped, so imports come from REF's files."""
+
+
+def _baseline_bridge(ref: str, work: Path) -> list[str]:
+    tree = work / f"tree-{ref.replace('/', '_')}"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = work / "tree.tar"
+        subprocess.run(
+            ["git", "-C", str(REPO), "archive", "-o", str(archive), ref], check=True, timeout=60
+        )
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+    launcher = work / "baseline_bridge.py"
+    launcher.write_text(LAUNCHER.format(tree=str(tree), protos=str(tree / "protos")))
+    return [sys.executable, str(launcher)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge_ab")
+    parser.add_argument("--baseline", required=True, help="git ref whose bridge is compared")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    # Outside the repository: REF's tree must not be linted or collected as tests.
+    default_work = Path(tempfile.gettempdir()) / "checkpoint-edge-ab"
+    parser.add_argument("--work-dir", type=Path, default=default_work)
+    args = parser.parse_args()
+    work: Path = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    small = seeded_store(REPO / "bench" / "results" / "cache", 1000)
+    tokens = work / "tokens.json"
+    tokens.unlink(missing_ok=True)
+    auth = {"Authorization": f"Bearer {create_token(tokens, 'bench', [READ_SCOPE])}"}
+    server, address, _ = _serve("server-ab", small.url, tokens, work, rest=False)
+    commands = {"tree": [procs.script("checkpoint-rest-bridge")]}
+    commands[args.baseline] = _baseline_bridge(args.baseline, work)
+    bridges: dict[str, tuple[procs.Proc, str]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
+    try:
+        for name, command in commands.items():
+            port = procs.free_port()
+            listen = ["--listen", f"127.0.0.1:{port}", "--upstream", address]
+            bridge = procs.start(f"bridge-{name.replace('/', '_')}", [*command, *listen], work)
+            bridges[name] = (bridge, f"http://127.0.0.1:{port}")
+            bridge.wait_http(f"http://127.0.0.1:{port}/readyz")
+        path = f"/v1/checkpoints/{small.sample_id}"
+        for round_ in range(args.rounds):
+            for name, (bridge, base) in bridges.items():
+                for protocol in ("http1.1", "h2c"):
+                    load = loads.wrk if protocol == "http1.1" else loads.h2load_rest
+                    time.sleep(0.3)
+                    before = bridge.cpu_seconds(), server.cpu_seconds()
+                    done = load(
+                        base + path,
+                        concurrency=CONCURRENCY,
+                        seconds=args.seconds,
+                        headers=auth,
+                        work_dir=work,
+                    )
+                    count = max(done.requests, 1)
+                    spent = (
+                        (bridge.cpu_seconds() - before[0]) * 1e6 / count,
+                        (server.cpu_seconds() - before[1]) * 1e6 / count,
+                    )
+                    results.setdefault(f"{name} {protocol}", []).append(spent)
+                    print(
+                        f"round {round_} {name} {protocol}: bridge {spent[0]:.0f} µs, server "
+                        f"{spent[1]:.0f} µs per request, {done.rps:.0f} req/s",
+                        flush=True,
+                    )
+    finally:
+        for bridge, _ in bridges.values():
+            bridge.stop()
+        server.stop()
+    print(f"median CPU per request over {args.rounds} rounds, c={CONCURRENCY}:")
+    for key, runs in results.items():
+        bridge_us = statistics.median(b for b, _ in runs)
+        server_us = statistics.median(s for _, s in runs)
+        print(f"  {key}: bridge {bridge_us:.0f} µs, server {server_us:.0f} µs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The ASGI http scope of an HTTP/2 request, from its header list, checked in one pass.
+
+h2's own inbound checks and normalisation are off (rest_bridge.http2): they cost ~15 % of an
+h2c request, walking the list several times. The same rules are applied here, once: a list that
+breaks them is malformed, answered 400 in the envelope on its stream (h2 would have closed the
+whole connection). The scope follows uvicorn's for HTTP/1.1 (path decoded once, raw_path and
+query_string as sent, `host` from :authority when the client sent none).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from typing import Any
+
+DROPPED = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+"""Connection-specific headers HTTP/2 forbids (RFC 9113 section 8.2.2): dropped from answers,
+malformed in requests."""
+_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+"""A lowercase header name (RFC 9110 token)."""
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+
+
+def request_scope(
+    headers: list[tuple[bytes, bytes]],
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+) -> dict[str, Any] | None:
+    """The request's ASGI scope; None when the header list is malformed (RFC 9113 8.2-8.3:
+    pseudo-headers first, known and once each; lowercase token names; no connection-specific
+    header; no NUL, CR, LF or surrounding whitespace in a value; host equal to :authority)."""
+    pseudo: dict[bytes, bytes] = {}
+    regular: list[tuple[bytes, bytes]] = []
+    host = None
+    for name, value in headers:
+        if _BAD_VALUE.search(value) is not None:
+            return None
+        if name[:1] == b":":
+            if regular or name not in _PSEUDO or name in pseudo:
+                return None
+            pseudo[name] = value
+            continue
+        if _TOKEN.fullmatch(name) is None or name in DROPPED:
+            return None
+        if name == b"te" and value != b"trailers":
+            return None
+        if name == b"host":
+            host = value
+        regular.append((name, value))
+    target, authority = pseudo.get(b":path", b""), pseudo.get(b":authority")
+    try:
+        method = pseudo[b":method"].decode("ascii")
+        raw_path, _, query = target.partition(b"?")
+        path = raw_path.decode("ascii")
+    except (KeyError, UnicodeDecodeError):
+        return None
+    if not path.startswith("/") or b":scheme" not in pseudo:
+        return None
+    if authority is not None:
+        if host is None:
+            regular.insert(0, (b"host", authority))
+        elif host != authority:
+            return None
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "2",
+        "method": method,
+        "scheme": scheme,
+        "path": urllib.parse.unquote(path) if "%" in path else path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": regular,
+        "client": client,
+        "server": server,
+        "state": {},
+    }
