@@ -106,16 +106,19 @@ class ResponseEncoder:
 
 
 _decode_cached = functools.lru_cache(maxsize=1024)(decode_huffman)
+CACHED_MAX = 512
+"""Longest Huffman string kept: a token or a path fits, and clients that send 1024 distinct
+16 KiB values cannot make the cache hold more than about 1 MiB."""
 
 
 def _decode_huffman_cached(huffman_string: bytes | bytearray | memoryview | None) -> bytes:
-    if type(huffman_string) is bytes:
+    if type(huffman_string) is bytes and len(huffman_string) <= CACHED_MAX:
         return _decode_cached(huffman_string)
     return decode_huffman(huffman_string)
 
 
 def cache_huffman_decoding() -> None:
     """Make hpack's decoder (every one in the process) decode Huffman strings through a cache of
-    the last 1024 distinct ones."""
+    the last 1024 distinct ones of at most CACHED_MAX bytes."""
     # hpack.hpack calls its module-level name, imported from hpack.huffman_table (not exported).
     hpack.hpack.decode_huffman = _decode_huffman_cached  # type: ignore[attr-defined]
