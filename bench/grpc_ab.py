@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = [("noop", noop, REPO)]
     for spec in args.trees:
         name, _, tree = spec.partition("=")
-        serve = [python, "-c", SERVE, "serve", "--listen", "127.0.0.1:0", "--database", store.url]
+        # -P: not the working directory's checkout first, TREE's (PYTHONPATH).
+        serve = [python, "-P", "-c", SERVE, "serve", "--listen", "127.0.0.1:0"]
+        serve += ["--database", store.url]
         serve += ["--tokens", str(tokens), "--rate-limit", "0"]
         commands.append((name, serve, Path(tree).resolve()))
     running: list[tuple[str, procs.Proc, str]] = []
