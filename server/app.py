@@ -16,6 +16,7 @@ from server.auth import SERVICE, Authenticator
 from server.config import ServerConfig
 from server.errors import CheckpointError
 from server.guard import CallGuard
+from server.guarded import guarded
 from server.local_channel import LocalChannel
 from server.metrics import ServerMetrics
 from server.paging import PageTokens
@@ -54,12 +55,12 @@ class RunningServer:
         rate-limit buckets, health and store, and answer exactly what the port answers.
         """
         local = LocalChannel(
-            [self.guard],
             max_message_bytes=self.config.limits.max_message_bytes,
             max_concurrent_rpcs=self.config.max_concurrent_rpcs,
         )
-        svc_grpc.add_CheckpointServiceServicer_to_server(self.servicer, local.as_server())
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, local.as_server())  # type: ignore[no-untyped-call]
+        register = guarded(local.as_server(), self.guard)
+        svc_grpc.add_CheckpointServiceServicer_to_server(self.servicer, register)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, register)  # type: ignore[no-untyped-call]
         return local
 
     async def set_serving(self, serving: bool) -> None:
@@ -118,8 +119,8 @@ async def create_server(
     if metrics is not None:
         limiter = metrics.count_refusals(limiter)
     guard = CallGuard(Authenticator(tokens), limiter, metrics)
+    # No interceptor: the guard wraps each handler once, as it is registered (server.guarded).
     server = grpc.aio.server(
-        interceptors=[guard],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             *config.limits.channel_options(),
@@ -130,9 +131,10 @@ async def create_server(
     resume = ResumeTokens(await store.secret(RESUME_TOKEN_SECRET))
     watches = WatchHub(store, resume, config.max_watchers)
     servicer = CheckpointServicer(traced_store(store, config.database), pages, watches)
-    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
+    register = guarded(server, guard)
+    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, register)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, register)  # type: ignore[no-untyped-call]
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
     enable_reflection(server, [*service_names, health.SERVICE_NAME])
     try:

@@ -42,6 +42,9 @@ class Authenticator:
         # Known tokens seen before, so a hit skips SHA-256; only hits are kept, so its size is
         # bounded by the tokens file, whatever clients send.
         self._seen: dict[str, TokenRecord] = {}
+        # The same, by the whole header in its usual form "Bearer <token>" (what clients send),
+        # so a hit skips the header's parse too; only that one form, so it is bounded alike.
+        self._headers: dict[str, TokenRecord] = {}
 
     def authorize(self, method: str, authorization: list[str]) -> TokenRecord:
         """The token record allowed to call method, given every authorization metadata value.
@@ -50,6 +53,17 @@ class Authenticator:
             Unauthenticated: no token, a malformed header, or an unknown token.
             PermissionDenied: the token lacks the method's scope.
         """
+        record = self._headers.get(authorization[0]) if len(authorization) == 1 else None
+        if record is None:
+            record = self._record(authorization)
+        scope = METHOD_SCOPES.get(method)
+        if scope is None or scope not in record.scopes:
+            need = scope or "a scope no token has"
+            raise PermissionDenied(f"token {record.name!r} lacks the scope {need} for this call")
+        return record
+
+    def _record(self, authorization: list[str]) -> TokenRecord:
+        """The token record of the authorization values, parsed. Raises Unauthenticated."""
         if not authorization:
             raise Unauthenticated(
                 "missing bearer token: send the header 'Authorization: Bearer <token>'"
@@ -64,8 +78,7 @@ class Authenticator:
             if record is None:
                 raise Unauthenticated("invalid bearer token")
             self._seen[token] = record
-        scope = METHOD_SCOPES.get(method)
-        if scope is None or scope not in record.scopes:
-            need = scope or "a scope no token has"
-            raise PermissionDenied(f"token {record.name!r} lacks the scope {need} for this call")
+        header = f"Bearer {token}"
+        if authorization[0] == header:
+            self._headers[header] = record
         return record

@@ -50,6 +50,9 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
+        """As a server interceptor: the guarded handler, looked up on every call. The server
+        of server.app applies the guard at registration instead (server.guarded), which
+        spares each call this coroutine and grpc's interceptor chain."""
         method: str = handler_call_details.method
         cached = self._handlers.get(method)
         if cached is not None:
@@ -57,6 +60,20 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        return self.wrap(method, handler)
+
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """handler with the guard and the observer around it, built once per method.
+
+        Unary-unary methods are observed (span, request id, access line), and guarded unless
+        open (health, reflection); unary-stream methods are guarded unless open; any other
+        handler is returned as is.
+        """
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
         if handler.unary_unary is not None:
             behavior: Behavior
             if method.startswith(OPEN_PREFIXES):  # no guard, but observed (span, access line)
@@ -78,7 +95,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         else:
-            return handler
+            wrapped = handler
         self._handlers[method] = wrapped
         return wrapped
 

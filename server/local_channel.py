@@ -6,9 +6,10 @@ never touch the network, yet go through what a call off the wire goes through in
 
 - the handler is the one registered for the method: the generated add_*Servicer_to_server
   functions register the same servicers on the real server and on this channel;
-- the server's interceptors (server.guard.CallGuard: auth, rate limit, error translation) run
-  around it, with the caller's metadata as the invocation metadata, and share their state (one
-  rate-limit bucket per token, whichever door a call comes through);
+- the server's guard (server.guard.CallGuard: auth, rate limit, error translation) runs around
+  it, applied at registration as on the port (server.guarded) or as interceptors passed here,
+  with the caller's metadata as the invocation metadata, and shares its state (one rate-limit
+  bucket per token, whichever door a call comes through);
 - request and response cross as bytes through the real serializers, under the server's message
   size limit;
 - the caller's timeout is the deadline (asyncio.timeout); an abort, a status set on the context,

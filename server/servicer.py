@@ -14,7 +14,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
 from server.auth import CALLER
 from server.convert import STATE_TO_PROTO, checkpoint_to_proto
-from server.domain import apply_patch, parse_lookup
+from server.domain import Checkpoint, apply_patch, parse_lookup
 from server.idempotency import REPLAYED, OnceOnly, request_key
 from server.paging import PageTokens, page_size
 from server.requests import new_checkpoint, patch_from_update, state_filter
@@ -24,6 +24,8 @@ from server.watch import WatchHub
 Context = grpc.aio.ServicerContext[object, object]
 ACCEPTED = (("x-stream-accepted", "1"),)
 """Initial metadata sent once a watch passed its checks, before its first event."""
+REPLY_LIMIT = 4096
+"""GetCheckpoint replies kept at most (a full set starts over)."""
 
 
 def utc_now() -> datetime:
@@ -41,13 +43,24 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         self._store, self._pages, self._clock = store, pages, clock
         self._once = OnceOnly(store)
         self._watches = watches
+        # checkpoint id -> (the Checkpoint it was made from, the reply). A Checkpoint is
+        # immutable, so the same object always makes the same reply: a store that hands out the
+        # same object for an unchanged row (SQLite's read cache) spares the conversion. Replies
+        # are only ever serialized (grpc, the in-process channel), never changed.
+        self._replies: dict[str, tuple[Checkpoint, svc.GetCheckpointResponse]] = {}
 
     async def GetCheckpoint(
         self, request: svc.GetCheckpointRequest, context: Context
     ) -> svc.GetCheckpointResponse:
         found = await self._store.get(parse_lookup(request.checkpoint_id))
+        kept = self._replies.get(found.id)
+        if kept is not None and kept[0] is found:
+            return kept[1]
         response = svc.GetCheckpointResponse()
         checkpoint_to_proto(found, response.checkpoint)
+        if len(self._replies) >= REPLY_LIMIT:
+            self._replies.clear()
+        self._replies[found.id] = (found, response)
         return response
 
     async def ListCheckpoints(

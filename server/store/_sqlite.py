@@ -1,7 +1,8 @@
 """The embedded SQLite store: WAL, synchronous=FULL, reads on the event loop, writes on one thread.
 
-Point reads on indexed columns take microseconds, so they run inline; every write runs on a single
-writer thread inside BEGIN IMMEDIATE, so writes never block the loop and never interleave. The
+Point reads on indexed columns take microseconds, so they run inline (and a get is answered from
+`_read_cache` while the file is unchanged); every write runs on a single writer thread inside
+BEGIN IMMEDIATE, so writes never block the loop and never interleave. The
 algorithms are `_core`'s; this module supplies their SQL (`_Rows`) and its error translation.
 """
 
@@ -41,6 +42,7 @@ from server.store._core import (
     resource_columns,
     run_unsuspended,
 )
+from server.store._read_cache import ReadCache
 from server.store._schema import SQLITE_MIGRATIONS
 from server.store._sqlite_requests import RequestRows, from_micros, micros
 
@@ -86,6 +88,7 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._wrote = asyncio.Event()
         self._migrate()
+        self._cache = ReadCache(self._reader)
 
     @classmethod
     def open(cls, url: str) -> SQLiteStore:
@@ -129,7 +132,13 @@ class SQLiteStore:
 
     async def get(self, lookup: Lookup) -> Checkpoint:
         with _translated():
-            return await _core.get(_Rows(self._reader), lookup)
+            entries = self._cache.current()
+            found = entries.get(lookup)
+            if found is None:
+                # Unsuspended: nothing else reads between the version check and this SELECT.
+                found = run_unsuspended(_core.get(_Rows(self._reader), lookup))
+                self._cache.keep(entries, lookup, found)
+            return found
 
     async def list(
         self, *, state: State | None, after: int, limit: int

@@ -151,3 +151,18 @@ def test_authentication_comes_before_scope(auth: Authenticator) -> None:
     """An unknown token is UNAUTHENTICATED even for a method no token may call."""
     with pytest.raises(Unauthenticated):
         auth.authorize("/x.Y/Z", ["Bearer nope"])
+
+
+def test_a_header_seen_before_answers_as_the_first_time(auth: Authenticator) -> None:
+    """The second call with a header (answered without parsing it again) still checks the
+    method's scope, and a second value still makes the header malformed."""
+    header = f"Bearer {READ_TOKEN}"
+    for _ in range(2):
+        assert auth.authorize(GET, [header]).name == "reader"
+        with pytest.raises(PermissionDenied, match="lacks the scope checkpoints:write"):
+            auth.authorize(CREATE, [header])
+        with pytest.raises(Unauthenticated, match="malformed authorization header"):
+            auth.authorize(GET, [header, header])
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="invalid bearer token"):
+            auth.authorize(GET, ["Bearer ckpt_unknown"])

@@ -25,6 +25,7 @@ from grpc_status import rpc_status
 from server.auth import SERVICE, Authenticator
 from server.errors import NotFound, RateLimited
 from server.guard import INTERNAL_MESSAGE, CallGuard
+from server.guarded import guarded
 from server.reflection import enable_reflection
 from server.tokens import READ_SCOPE, TokenRecord, hash_token
 
@@ -98,17 +99,23 @@ class Env:
     stub: svc_grpc.CheckpointServiceAsyncStub
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[Env]:
+@pytest.fixture(params=["interceptor", "registration"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """Every test runs with the guard as a server interceptor and applied at registration
+    (server.guarded, what server.app does): the two must answer alike."""
     record = TokenRecord("reader", hash_token(READ_TOKEN), frozenset({READ_SCOPE}))
     limiter = Limiter()
-    server = grpc.aio.server(
-        interceptors=[CallGuard(Authenticator({record.sha256: record}), limiter)]
-    )
+    guard = CallGuard(Authenticator({record.sha256: record}), limiter)
+    if request.param == "interceptor":
+        server = grpc.aio.server(interceptors=[guard])
+        register = server
+    else:
+        server = grpc.aio.server()
+        register = guarded(server, guard)
     servicer = Servicer()
-    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, server)
+    svc_grpc.add_CheckpointServiceServicer_to_server(servicer, register)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, register)  # type: ignore[no-untyped-call]
     enable_reflection(server, [SERVICE, health.SERVICE_NAME])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
