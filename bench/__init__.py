@@ -4,3 +4,8 @@ See bench/__main__.py for what is measured and how; bench/results/ (not in git) 
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+"""The checkout being measured (every row runs this tree's commands and files)."""

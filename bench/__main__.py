@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    REPO,
     edge_rows,
     grpc_gateway,
     loads,
@@ -64,7 +65,6 @@ from bench.serialization import serialization_cost
 from bench.traced import traced_rows
 from server.tokens import READ_SCOPE, create_token
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 SMALL, LARGE = 10**3, 10**6
 GROUPS = ("baselines", "service", "metrics", "traced", "edge", "workers", "postgres", "large")

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import loads, procs
-from bench.__main__ import REPO, _serve
+from bench import REPO, loads, procs
 from bench.seed import seeded_store
+from bench.serving import serve
 from server.tokens import READ_SCOPE, create_token
 
 CONCURRENCY = 64
@@ -69,7 +69,7 @@ def main() -> None:
     tokens = work / "tokens.json"
     tokens.unlink(missing_ok=True)
     auth = {"Authorization": f"Bearer {create_token(tokens, 'bench', [READ_SCOPE])}"}
-    server, address, _ = _serve("server-ab", small.url, tokens, work, rest=False)
+    server, address, _ = serve("server-ab", small.url, tokens, work, rest=False)
     commands = {"tree": [procs.script("checkpoint-rest-bridge")]}
     commands[args.baseline] = _baseline_bridge(args.baseline, work)
     bridges: dict[str, tuple[procs.Proc, str]] = {}

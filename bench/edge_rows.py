@@ -15,12 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench import procs
+from bench import REPO, procs
 from bench.rows import Bench, Target
 from bench.seed import SeededStore
 from bench.serving import serve
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _wait_tcp_https(proc: procs.Proc, url: str, ca: Path) -> None:

@@ -25,11 +25,10 @@ from pathlib import Path
 
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 
-from bench import loads, procs
+from bench import REPO, loads, procs
 from bench.seed import seeded_store
 from server.tokens import READ_SCOPE, create_token
 
-REPO = Path(__file__).resolve().parents[1]
 GRPC_PATH = "/checkpoint.v1.CheckpointService/GetCheckpoint"
 SERVE = "import sys; from server.__main__ import main; sys.exit(main())"
 _COUNTS = re.compile(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed")

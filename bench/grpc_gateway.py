@@ -12,9 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from bench import procs
+from bench import REPO, procs
 
-REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "scripts" / "ensure_gateway.sh"
 BUILD_TIMEOUT = 2400.0
 """Seconds for installing the Debian packages and the first build (a cached binary: ~20 ms)."""

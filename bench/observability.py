@@ -32,12 +32,11 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from bench import loads, procs, scraper
+from bench import REPO, loads, procs, scraper
 from bench.seed import seeded_store
 from bench.traced import Collector
 from server.tokens import READ_SCOPE, create_token
 
-REPO = Path(__file__).resolve().parents[1]
 GRPC_PATH = "/checkpoint.v1.CheckpointService/GetCheckpoint"
 SETUPS = ("bare", "observed", "exported")
 KINDS: dict[str, tuple[bool, bool, bool]] = {

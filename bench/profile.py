@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench import REPO
+
 SAMPLE_RATE = 250
 """Samples per second."""
 

@@ -24,14 +24,13 @@ from typing import Any
 
 import grpc
 
-from bench import loads, procs
+from bench import REPO, loads, procs
 from bench.seed import seeded_store
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeConfig
 from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from server.tokens import READ_SCOPE, create_token
 
-REPO = Path(__file__).resolve().parents[1]
 SERVERS = ("uvicorn", "hypercorn", "granian")
 H2C = frozenset({"hypercorn", "granian"})
 
