@@ -10,6 +10,7 @@ from __future__ import annotations
 from checkpoint_prometheus.conventions import (
     GO_BUCKETS,
     GRPC_LABELS,
+    SERVER_STREAM,
     UNARY,
     code_name,
     split_method,
@@ -19,6 +20,7 @@ from checkpoint_prometheus.endpoint import MetricsEndpoint, new_registry, serve_
 __all__ = [
     "GO_BUCKETS",
     "GRPC_LABELS",
+    "SERVER_STREAM",
     "UNARY",
     "MetricsEndpoint",
     "code_name",

@@ -10,6 +10,7 @@ import grpc
 
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 UNARY = "unary"
+SERVER_STREAM = "server_stream"
 GO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 GO_CODE_NAMES: dict[grpc.StatusCode, str] = {

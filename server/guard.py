@@ -68,8 +68,8 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         """handler with the guard and the observer around it, built once per method.
 
         Unary-unary methods are observed (span, request id, access line), and guarded unless
-        open (health, reflection); unary-stream methods are guarded unless open; any other
-        handler is returned as is.
+        open (health, reflection); unary-stream methods are guarded unless open; both are
+        counted with --metrics-listen unless open; any other handler is returned as is.
         """
         cached = self._handlers.get(method)
         if cached is not None:
@@ -89,8 +89,11 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         elif handler.unary_stream is not None and not method.startswith(OPEN_PREFIXES):
+            stream = self._guarded_stream(method, handler.unary_stream)  # type: ignore[arg-type]
+            if self._metrics is not None:  # as for unary calls: refused streams are counted too
+                stream = self._metrics.observe_stream(method, stream)
             wrapped = grpc.unary_stream_rpc_method_handler(
-                self._guarded_stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                stream,
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry
 
-from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
-from checkpoint_prometheus.families import Counter, Histogram
+from checkpoint_prometheus import (
+    GO_BUCKETS,
+    GRPC_LABELS,
+    SERVER_STREAM,
+    UNARY,
+    code_name,
+    split_method,
+)
+from checkpoint_prometheus.families import Counter, CounterChild, Histogram
 from server.errors import RateLimited
 from server.ratelimit import Limiter
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Store operations are sub-millisecond on SQLite: Go's buckets would put them all in the first."""
@@ -75,11 +83,10 @@ class ServerMetrics:
             registry=registry,
         )
 
-    def observe(self, full_method: str, behavior: Behavior) -> Behavior:
-        """behavior, counted and timed as one unary call of full_method."""
+    def _finisher(self, grpc_type: str, full_method: str) -> tuple[CounterChild, Finish]:
+        """The started counter of one method, and what records its end with a code."""
         service, method = split_method(full_method)
-        labels = (UNARY, service, method)
-        started = self.started.labels(*labels)
+        labels = (grpc_type, service, method)
         handling = self.handling.labels(*labels)
         handled: dict[str, Any] = {}
 
@@ -90,30 +97,62 @@ class ServerMetrics:
                 counter = handled[code] = self.handled.labels(*labels, code)
             counter.inc()
 
+        return self.started.labels(*labels), finish
+
+    def observe(self, full_method: str, behavior: Behavior) -> Behavior:
+        """behavior, counted and timed as one unary call of full_method."""
+        started, finish = self._finisher(UNARY, full_method)
+
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started.inc()
             began = time.perf_counter()
             try:
                 reply = await behavior(request, context)
-            except grpc.aio.AbortError:
-                finish(code_name(context.code()), began)
-                raise
-            except asyncio.CancelledError:
-                remaining = context.time_remaining()
-                expired = remaining is not None and remaining <= 0
-                finish("DeadlineExceeded" if expired else "Canceled", began)
-                raise
-            except BaseException:
-                finish("Unknown", began)
+            except BaseException as err:
+                finish(_ended_code(err, context), began)
                 raise
             finish(code_name(context.code()), began)
             return reply
 
         return observed
 
+    def observe_stream(self, full_method: str, behavior: StreamBehavior) -> StreamBehavior:
+        """behavior, counted and timed as one server stream of full_method, from its start to
+        its end (go-grpc-prometheus times a stream's whole life the same way)."""
+        started, finish = self._finisher(SERVER_STREAM, full_method)
+
+        async def observed(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            started.inc()
+            began = time.perf_counter()
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as err:
+                finish(_ended_code(err, context), began)
+                raise
+            finish(code_name(context.code()), began)
+
+        return observed
+
     def count_refusals(self, limiter: Limiter) -> Limiter:
         """limiter, counting in checkpoint_rate_limited_total each call it refuses."""
         return _CountingLimiter(limiter, self.rate_limited)
+
+
+Finish = Callable[[str, float], None]
+"""Records one call's end: its grpc_code and when it began (perf_counter)."""
+
+
+def _ended_code(err: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The code a call that raised err ends with, as a client sees it."""
+    if isinstance(err, grpc.aio.AbortError):
+        return code_name(context.code())
+    if isinstance(err, (asyncio.CancelledError, GeneratorExit)):  # the client went away
+        remaining = context.time_remaining()
+        return "DeadlineExceeded" if remaining is not None and remaining <= 0 else "Canceled"
+    return "Unknown"
 
 
 class _CountingLimiter:

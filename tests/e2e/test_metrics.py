@@ -8,6 +8,7 @@ differences of two scrapes, so the tests do not depend on one another's traffic.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from checkpoint.v1 import checkpoint_service_pb2 as svc
+from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
 from tests.e2e import EXAMPLE_ID, Tokens, bearer, executable, free_port
 from tests.e2e.metered import (
@@ -27,6 +30,7 @@ from tests.e2e.metered import (
     start_metered_bridge,
     start_metered_server,
 )
+from tests.e2e.watching import Stream
 
 SERVICE = "checkpoint.v1.CheckpointService"
 ROUTE = "/v1/checkpoints/{checkpoint_id}"
@@ -87,6 +91,56 @@ def test_server_counts_each_call_with_its_code(metered: Metered) -> None:
     assert sample_value(after, count, **labels) - sample_value(before, count, **labels) == total
     assert sample_value(after, started, grpc_service="grpc.health.v1.Health") == 0
     assert sample_value(after, "checkpoint_store_operation_seconds_count", operation="get") > 0
+
+
+def test_watch_streams_are_counted_from_start_to_end(metered: Metered) -> None:
+    """WatchCheckpoints is counted as a server_stream: started when it opens, handled with its
+    code when it ends, a refused one at once (Unauthenticated), one the client cancels after its
+    first event as Canceled, and timed over its whole life."""
+    url, address = metered.server.metrics_url, metered.server.server.address
+    watch = {"grpc_type": "server_stream", "grpc_method": "WatchCheckpoints"}
+
+    def count(text: str, name: str, **labels: str) -> float:
+        return sample_value(text, name, **watch, **labels)
+
+    before = scrape(url)
+    with grpc.insecure_channel(address) as channel:
+        stub = svc_grpc.CheckpointServiceStub(channel)
+        refused = Stream(stub.WatchCheckpoints(svc.WatchCheckpointsRequest(), timeout=10))
+        assert refused.error().code() == grpc.StatusCode.UNAUTHENTICATED
+        metadata = (("authorization", f"Bearer {metered.tokens.read}"),)
+        stream = Stream(
+            stub.WatchCheckpoints(svc.WatchCheckpointsRequest(), metadata=metadata, timeout=30)
+        )
+        stream.next()
+        opened = scrape(url)
+        stream.call.cancel()
+        deadline = time.monotonic() + 10
+        after = scrape(url)
+        while count(after, "grpc_server_handled_total", grpc_code="Canceled") == count(
+            before, "grpc_server_handled_total", grpc_code="Canceled"
+        ):
+            assert time.monotonic() < deadline, "the cancelled stream was never counted"
+            time.sleep(0.1)
+            after = scrape(url)
+    started = "grpc_server_started_total"
+    assert count(opened, started) - count(before, started) == 2
+    handled_total = "grpc_server_handled_total"
+    assert (
+        count(opened, handled_total, grpc_code="Unauthenticated")
+        - count(before, handled_total, grpc_code="Unauthenticated")
+        == 1
+    )
+    assert count(opened, handled_total, grpc_code="Canceled") == count(
+        before, handled_total, grpc_code="Canceled"
+    ), "an open stream is not handled yet"
+    assert (
+        count(after, handled_total, grpc_code="Canceled")
+        - count(before, handled_total, grpc_code="Canceled")
+        == 1
+    )
+    timed = "grpc_server_handling_seconds_count"
+    assert count(after, timed) - count(before, timed) == 2
 
 
 def test_bridge_labels_requests_by_route_template_and_status(metered: Metered) -> None:
