@@ -200,10 +200,13 @@ class Http2Protocol(asyncio.Protocol):
             error = ApiError.invalid(
                 f"request head larger than {self.limits.max_header_bytes} bytes", http_status=431
             )
-            self._spawn(stream, _answer(error))
+            self._spawn(stream, _answer(error, _asks_head(headers)))
             return
         scope = request_scope(headers, self.scheme, self.client, self.server)
-        self._spawn(stream, self.app if scope is not None else _answer(MALFORMED), scope)
+        if scope is None:
+            self._spawn(stream, _answer(MALFORMED, _asks_head(headers)))
+        else:
+            self._spawn(stream, self.app, scope)
 
     def _spawn(self, stream: _Stream, app: ASGIApp, scope: dict[str, Any] | None = None) -> None:
         task = self.loop.create_task(self._run(stream, app, scope or {"type": "http"}))
@@ -224,7 +227,7 @@ class Http2Protocol(asyncio.Protocol):
         except Exception:
             log.exception("unexpected error in the ASGI app on an HTTP/2 stream")
             if stream.started is None and not stream.reset:
-                await _answer(INTERNAL)(scope, receive, send)
+                await _answer(INTERNAL, scope.get("method") == "HEAD")(scope, receive, send)
         finally:
             if not stream.complete and not stream.reset and self._open():
                 self.conn.reset_stream(stream.id)
@@ -326,8 +329,14 @@ def _address(value: Any) -> tuple[str, int] | None:
     return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None
 
 
-def _answer(error: ApiError) -> ASGIApp:
-    """An ASGI app answering error's envelope (for requests the app never sees)."""
+def _asks_head(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the client sent :method HEAD (so it reads no body), even in a list refused."""
+    return (b":method", b"HEAD") in headers
+
+
+def _answer(error: ApiError, head: bool = False) -> ASGIApp:
+    """An ASGI app answering error's envelope (for requests the app never sees); to a HEAD
+    request, its headers only, as the app would answer it."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers, body = error.render()
@@ -335,6 +344,6 @@ def _answer(error: ApiError) -> ASGIApp:
         raw.append((b"content-type", JSON_TYPE.encode()))
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": error.status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})
 
     return app

@@ -344,3 +344,22 @@ async def test_a_malformed_header_list_is_400_and_the_connection_stays(
     good = peer.request(b"/y")
     await peer.settle()
     assert peer.answer(good)[0] == 200
+
+
+async def test_a_refused_head_request_gets_headers_only() -> None:
+    """A HEAD request whose header list is refused (here :path twice) is answered 400 with the
+    envelope's length but no body, as the app answers HEAD: a body there breaks the client's
+    framing (h2 raises InvalidBodyLengthError), which a fuzzer sending raw header lists found."""
+    peer = Peer(echo)
+    peer.client.config = h2.config.H2Configuration(
+        header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    stream = peer.client.get_next_available_stream_id()
+    headers = [(b":method", b"HEAD"), (b":path", b"/x"), (b":path", b"/y"), (b":scheme", b"http")]
+    peer.client.send_headers(stream, [*headers, (b":authority", b"x")], end_stream=True)
+    peer.pump()
+    await peer.settle()
+    status, body = peer.answer(stream)
+    assert status == 400
+    assert body == b""
+    assert not any(isinstance(event, h2.events.ConnectionTerminated) for event in peer.events)
