@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -254,3 +257,98 @@ def test_named_raw_requests_get_4xx_envelopes(doors: Doors, raw: bytes) -> None:
         status = int(found.group(1))
         assert 400 <= status < 500, (door, answer[:300])
         _check(status, answer.partition(b"\r\n\r\n")[2], request)
+
+
+# HTTP/2 (h2c prior knowledge): header lists no conforming client would send, written by an h2
+# client whose own checks are off, so the server's one-pass checks (rest_bridge.http2_scope) meet
+# them as they come off the wire.
+_H2_NAME = st.sampled_from(
+    [
+        *(b":path", b":method", b":scheme", b":authority", b":protocol", b"host", b"te", b"Host"),
+        *(b"connection", b"content-length", b"authorization", b"accept", b"accept-encoding"),
+    ]
+) | st.binary(min_size=1, max_size=12)
+_H2_VALUE = st.binary(max_size=40) | st.sampled_from(
+    [b"gzip", b"*", b'"v1"', b"text/event-stream", b"trailers", b"0", b"127.0.0.1"]
+)
+_H2_PATH = _PATHS.map(lambda path: path or b"/") | st.binary(max_size=40)
+
+
+@st.composite
+def _h2_requests(draw: st.DrawFn, token: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    method = draw(_METHOD | st.binary(max_size=8))
+    headers = [(b":method", method), (b":scheme", b"http"), (b":path", draw(_H2_PATH))]
+    headers.append((b":authority", b"127.0.0.1"))
+    if draw(st.booleans()):
+        headers.append((b"authorization", b"Bearer " + token.encode()))
+    for name, value in draw(st.lists(st.tuples(_H2_NAME, _H2_VALUE), max_size=5)):
+        headers.insert(draw(st.integers(0, len(headers))), (name, value))
+    return headers, draw(_BODY) if draw(st.booleans()) else b""
+
+
+def _h2_exchange(
+    address: tuple[str, int], headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int | None, bytes]:
+    """One request on a new h2c connection: its status and body, or (None, b"") when the server
+    ended the connection instead (GOAWAY, as HTTP/2 answers a broken frame sequence)."""
+    loose = h2.config.H2Configuration(
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        validate_inbound_headers=False,
+    )
+    conn = h2.connection.H2Connection(loose)
+    status, answer = None, b""
+    with socket.create_connection(address, timeout=10) as sock:
+        conn.initiate_connection()
+        conn.send_headers(1, headers, end_stream=not body)
+        if body:
+            conn.send_data(1, body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        while chunk := sock.recv(65536):
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = int(dict(event.headers or [])[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    answer += event.data or b""
+                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    return status, answer
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    return None, b""
+            sock.sendall(conn.data_to_send())
+    return status, answer
+
+
+def test_raw_http2_header_lists_get_envelopes(doors: Doors) -> None:
+    """Random HTTP/2 header lists (any bytes, pseudo-headers repeated or out of place, bad
+    methods and paths, bodies or none) to both doors over h2c: every stream answered gets a
+    2xx-4xx envelope, a HEAD one headers only (a body would break the client's framing: h2
+    raises, as a fuzzer of this found), and both processes stay up with the store unchanged."""
+    before = _listing(doors)
+    statuses: set[int | None] = set()
+
+    @given(request=_h2_requests(doors.token), door=st.sampled_from(doors.addresses))
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(request: tuple[list[tuple[bytes, bytes]], bytes], door: tuple[str, int]) -> None:
+        headers, body = request
+        status, answer = _h2_exchange(door, headers, body)
+        statuses.add(status)
+        if status is None:
+            return
+        if (b":method", b"HEAD") in headers:
+            assert status < 500, (status, headers)
+            assert answer == b"", (headers, answer[:200])
+            return
+        _check(status, answer, repr(headers).encode())
+
+    check()
+    assert all(p.popen.poll() is None for p in doors.processes)
+    assert _listing(doors) == before
+    assert 400 in statuses, statuses
