@@ -23,6 +23,15 @@ def refused(rate: float, wait: float) -> RateLimited:
     )
 
 
+def spend(tokens: float, elapsed: float, rate: float, burst: int) -> tuple[float, bool]:
+    """A bucket's tokens after elapsed seconds of refill (capped at burst) and one call taken
+    from it, and whether there was one to take: the one bucket rule, in-process or shared."""
+    tokens = min(burst, tokens + max(0.0, elapsed) * rate)
+    if tokens >= 1:
+        return tokens - 1, True
+    return tokens, False
+
+
 class RateLimiter:
     """Allows rate calls per second per key with bursts up to burst; rate 0 disables it.
 
@@ -52,13 +61,10 @@ class RateLimiter:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), stamp=now)
-        else:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-            bucket.stamp = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return
-        raise refused(self.rate, (1 - bucket.tokens) / self.rate)
+        bucket.tokens, allowed = spend(bucket.tokens, now - bucket.stamp, self.rate, self.burst)
+        bucket.stamp = now
+        if not allowed:
+            raise refused(self.rate, (1 - bucket.tokens) / self.rate)
 
     async def aclose(self) -> None:
         """Nothing to release."""

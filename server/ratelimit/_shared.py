@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from server.ratelimit._local import refused
+from server.ratelimit._local import refused, spend
 
 SLOTS = 4096
 """Distinct token names the table holds at once; far more than a tokens file has."""
@@ -73,11 +73,7 @@ class SharedRateLimiter:
             stored, tokens, stamp = _SLOT.unpack_from(self._map, offset)
             if stored != wanted:
                 tokens, stamp = float(self.burst), now
-            else:
-                tokens = min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
-            allowed = tokens >= 1
-            if allowed:
-                tokens -= 1
+            tokens, allowed = spend(tokens, now - stamp, self.rate, self.burst)
             _SLOT.pack_into(self._map, offset, wanted, tokens, now)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
