@@ -10,7 +10,7 @@ CHECKPOINT_REST_CORS_ORIGINS, so both ways of configuring it are exercised). Tok
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +47,73 @@ class Doors:
         return {"bridge": self.bridge, "inprocess": self.inprocess}
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A started server (gRPC and in-process REST) and a bridge in front of its gRPC port."""
+
+    server: Process
+    bridge: Process
+    grpc_address: str
+    rest_address: str
+    """HOST:PORT of the server's in-process REST door."""
+    bridge_address: str
+    """HOST:PORT of the bridge."""
+
+
 def _address(server: Process, door: str) -> str:
     line = server.wait_for_output(re.compile(rf"serving {door} on \S+:\d+"))
     return line.rsplit(" ", 1)[1]
+
+
+@contextmanager
+def serving_pair(
+    work: Path,
+    database: str,
+    tokens: Path,
+    *,
+    server_flags: Sequence[str] = (),
+    bridge_flags: Sequence[str] = (),
+    bridge_env: Mapping[str, str] | None = None,
+    prefix: str = "",
+) -> Iterator[Pair]:
+    """`serve --rest-listen` on free ports with server_flags, and `checkpoint-rest-bridge` in
+    front of its gRPC port with bridge_flags and bridge_env, both ready; stopped on exit, the
+    bridge first."""
+    server = start(
+        f"{prefix}server",
+        [
+            executable("checkpoint-server"),
+            *("serve", "--listen", "127.0.0.1:0", "--rest-listen", "127.0.0.1:0"),
+            *("--database", database, "--tokens", str(tokens), *server_flags),
+        ],
+        work,
+    )
+    procs = [server]
+    try:
+        grpc_address = _address(server, "gRPC")
+        rest_address = _address(server, "REST")
+        bridge_address = f"127.0.0.1:{free_port()}"
+        env = (
+            ["env", *(f"{name}={value}" for name, value in bridge_env.items())]
+            if bridge_env
+            else []
+        )
+        bridge = start(
+            f"{prefix}bridge",
+            [
+                *env,
+                executable("checkpoint-rest-bridge"),
+                *("--listen", bridge_address, "--upstream", grpc_address, *bridge_flags),
+            ],
+            work,
+        )
+        procs.append(bridge)
+        server.wait_for_http(f"http://{rest_address}/readyz")
+        bridge.wait_for_http(f"http://{bridge_address}/readyz")
+        yield Pair(server, bridge, grpc_address, rest_address, bridge_address)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
 
 @contextmanager
@@ -66,58 +130,16 @@ def open_doors(
     if seed:
         import_checkpoints(f"sqlite:///{database}", list(seed), work / "seed.json")
     cors = [arg for origin in origins for arg in ("--cors-origin", origin)]
-    server = start(
-        "server",
-        [
-            executable("checkpoint-server"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rest-listen",
-            "127.0.0.1:0",
-            "--database",
-            f"sqlite:///{database}",
-            "--tokens",
-            str(tokens),
-            "--rate-limit",
-            "0",
-            "--grace",
-            "1",
-            *cors,
-        ],
-        work,
-    )
-    procs = [server]
-    try:
-        grpc_address = _address(server, "gRPC")
-        rest_address = _address(server, "REST")
-        bridge_address = f"127.0.0.1:{free_port()}"
-        bridge = start(
-            "bridge",
-            [
-                "env",
-                f"{ENV_ORIGINS}={','.join(origins)}",
-                executable("checkpoint-rest-bridge"),
-                "--listen",
-                bridge_address,
-                "--upstream",
-                grpc_address,
-            ],
-            work,
-        )
-        procs.append(bridge)
-        server.wait_for_http(f"http://{rest_address}/readyz")
-        bridge.wait_for_http(f"http://{bridge_address}/readyz")
+    server_flags = ["--rate-limit", "0", "--grace", "1", *cors]
+    url, env = f"sqlite:///{database}", {ENV_ORIGINS: ",".join(origins)}
+    with serving_pair(work, url, tokens, server_flags=server_flags, bridge_env=env) as pair:
         yield Doors(
-            inprocess=f"http://{rest_address}",
-            bridge=f"http://{bridge_address}",
-            grpc_address=grpc_address,
+            inprocess=f"http://{pair.rest_address}",
+            bridge=f"http://{pair.bridge_address}",
+            grpc_address=pair.grpc_address,
             database=database,
             writer=writer,
             other=other,
             both=both,
             reader=reader,
         )
-    finally:
-        for proc in reversed(procs):
-            proc.stop()

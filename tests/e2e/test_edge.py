@@ -9,7 +9,6 @@ started here with --header-timeout 1 (so the timeout tests are short) and, for t
 from __future__ import annotations
 
 import json
-import re
 import resource
 import selectors
 import socket
@@ -17,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +29,12 @@ from tests.e2e import (
     Process,
     Tokens,
     bearer,
-    executable,
-    free_port,
-    start,
 )
+from tests.e2e.doors import serving_pair
 
 HALF_OPEN = 1000
 HEADER_TIMEOUT = 1.0
 MiB = 1 << 20
-_REST = re.compile(r"serving REST on (\S+:\d+)")
-_GRPC = re.compile(r"serving gRPC on (\S+:\d+)")
 
 
 @dataclass(frozen=True)
@@ -53,52 +49,19 @@ class Door:
         return host, int(port)
 
 
-def _start_doors(
+@contextmanager
+def _serving_doors(
     work: Path, database: str, tokens: Path, name: str, edge: list[str]
-) -> tuple[Door, Door]:
+) -> Iterator[dict[str, Door]]:
     """A server with --rest-listen and a bridge in front of its gRPC port, both with edge flags."""
-    server = start(
-        f"{name}-server",
-        [
-            executable("checkpoint-server"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rest-listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-            "--tokens",
-            str(tokens),
-            "--rate-limit",
-            "0",
-            "--grace",
-            "1",
-            *edge,
-        ],
-        work,
-    )
-    try:
-        grpc_address = _GRPC.search(server.wait_for_output(_GRPC))
-        rest = _REST.search(server.wait_for_output(_REST))
-        assert grpc_address is not None
-        assert rest is not None
-        listen = f"127.0.0.1:{free_port()}"
-        args = [executable("checkpoint-rest-bridge"), "--listen", listen]
-        bridge = start(f"{name}-bridge", [*args, "--upstream", grpc_address.group(1), *edge], work)
-    except BaseException:
-        server.stop()
-        raise
-    inprocess = Door("inprocess", f"http://{rest.group(1)}", server)
-    separate = Door("bridge", f"http://{listen}", bridge)
-    try:
-        for door in (inprocess, separate):
-            door.process.wait_for_http(door.base_url + "/readyz")
-    except BaseException:
-        bridge.stop()
-        server.stop()
-        raise
-    return inprocess, separate
+    flags = ["--rate-limit", "0", "--grace", "1", *edge]
+    with serving_pair(
+        work, database, tokens, server_flags=flags, bridge_flags=edge, prefix=f"{name}-"
+    ) as pair:
+        yield {
+            "inprocess": Door("inprocess", f"http://{pair.rest_address}", pair.server),
+            "bridge": Door("bridge", f"http://{pair.bridge_address}", pair.bridge),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +75,8 @@ def doors(
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
     edge = ["--header-timeout", str(HEADER_TIMEOUT), "--max-connections", str(HALF_OPEN + 100)]
     work = tmp_path_factory.mktemp("edge")
-    inprocess, separate = _start_doors(work, e2e_database, e2e_tokens.path, "edge", edge)
-    yield {"inprocess": inprocess, "bridge": separate}
-    separate.process.stop()
-    inprocess.process.stop()
+    with _serving_doors(work, e2e_database, e2e_tokens.path, "edge", edge) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +87,8 @@ def capped(
     work = tmp_path_factory.mktemp("edge-capped")
     edge = ["--max-connections", "3", "--header-timeout", "30"]
     database = f"sqlite:///{work / 'capped.db'}"
-    inprocess, separate = _start_doors(work, database, e2e_tokens.path, "capped", edge)
-    yield {"inprocess": inprocess, "bridge": separate}
-    separate.process.stop()
-    inprocess.process.stop()
+    with _serving_doors(work, database, e2e_tokens.path, "capped", edge) as started:
+        yield started
 
 
 DOORS = pytest.mark.parametrize("door_name", ["bridge", "inprocess"])

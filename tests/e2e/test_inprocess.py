@@ -23,7 +23,8 @@ import pytest
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from tests.e2e import Process, create_token, executable, free_port, import_checkpoints, start
+from tests.e2e import Process, create_token, import_checkpoints
+from tests.e2e.doors import serving_pair
 
 BURST = 150
 """Calls each token may make (the rate refills ~nothing during the test)."""
@@ -65,63 +66,17 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
     limited = create_token(tokens, "limited", ["checkpoints:read"])
     database = f"sqlite:///{work / 'checkpoints.db'}"
     import_checkpoints(database, SEED, work / "seed.json")
-    server = start(
-        "server",
-        [
-            executable("checkpoint-server"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rest-listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-            "--tokens",
-            str(tokens),
-            "--rate-limit",
-            "0.001",
-            "--rate-burst",
-            str(BURST),
-        ],
-        work,
-    )
-    procs = [server]
-    try:
-        grpc_address = _address(server, "gRPC")
-        rest_address = _address(server, "REST")
-        bridge_address = f"127.0.0.1:{free_port()}"
-        bridge = start(
-            "bridge",
-            [
-                executable("checkpoint-rest-bridge"),
-                "--listen",
-                bridge_address,
-                "--upstream",
-                grpc_address,
-            ],
-            work,
-        )
-        procs.append(bridge)
-        server.wait_for_http(f"http://{rest_address}/readyz")
-        bridge.wait_for_http(f"http://{bridge_address}/readyz")
+    flags = ["--rate-limit", "0.001", "--rate-burst", str(BURST)]
+    with serving_pair(work, database, tokens, server_flags=flags) as pair:
         yield Doors(
-            inprocess=f"http://{rest_address}",
-            bridge=f"http://{bridge_address}",
-            grpc_address=grpc_address,
+            inprocess=f"http://{pair.rest_address}",
+            bridge=f"http://{pair.bridge_address}",
+            grpc_address=pair.grpc_address,
             read=read,
             write=write,
             limited=limited,
-            server=server,
+            server=pair.server,
         )
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-
-
-def _address(server: Process, door: str) -> str:
-    """The HOST:PORT the server prints once it serves door (gRPC or REST)."""
-    line = server.wait_for_output(re.compile(rf"serving {door} on \S+:\d+"))
-    return line.rsplit(" ", 1)[1]
 
 
 Answer = tuple[int, bytes, dict[str, str]]

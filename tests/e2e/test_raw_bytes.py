@@ -25,15 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e import (
-    ERROR_CODES,
-    READ_SCOPE,
-    Process,
-    create_token,
-    executable,
-    import_checkpoints,
-    start,
-)
+from tests.e2e import ERROR_CODES, READ_SCOPE, Process, create_token, import_checkpoints
+from tests.e2e.doors import serving_pair
 
 SEED = [
     {
@@ -55,9 +48,8 @@ class Doors:
     processes: tuple[Process, ...]
 
 
-def _rest_address(server: Process) -> tuple[str, int]:
-    line = server.wait_for_output(re.compile(r"serving REST on \S+"))
-    host, port = line.rsplit(" ", 1)[1].rsplit(":", 1)
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
     return host, int(port)
 
 
@@ -65,53 +57,16 @@ def _rest_address(server: Process) -> tuple[str, int]:
 def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
     """A server with --rest-listen and a bridge in front of its gRPC port, a read-only token."""
     work: Path = tmp_path_factory.mktemp("raw-bytes")
-    token = create_token(work / "tokens.json", "raw", [READ_SCOPE])
+    tokens = work / "tokens.json"
+    token = create_token(tokens, "raw", [READ_SCOPE])
     database = f"sqlite:///{work / 'raw.db'}"
     import_checkpoints(database, SEED, work / "seed.json")
-    server = start(
-        "raw-server",
-        [
-            executable("checkpoint-server"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rest-listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-            "--tokens",
-            str(work / "tokens.json"),
-            "--rate-limit",
-            "0",
-        ],
-        work,
-    )
-    try:
-        line = server.wait_for_output(re.compile(r"serving gRPC on \S+"))
-        grpc_address = line.rsplit(" ", 1)[1]
-        inprocess = _rest_address(server)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            bridge_port = probe.getsockname()[1]
-        bridge = start(
-            "raw-bridge",
-            [
-                executable("checkpoint-rest-bridge"),
-                "--listen",
-                f"127.0.0.1:{bridge_port}",
-                "--upstream",
-                grpc_address,
-            ],
-            work,
-        )
-        try:
-            server.wait_for_http(f"http://{inprocess[0]}:{inprocess[1]}/readyz")
-            bridge.wait_for_http(f"http://127.0.0.1:{bridge_port}/readyz")
-            yield Doors((inprocess, ("127.0.0.1", bridge_port)), token, (server, bridge))
-        finally:
-            bridge.stop()
-    finally:
-        server.stop()
+    flags = ["--rate-limit", "0"]
+    with serving_pair(
+        work, database, work / "tokens.json", server_flags=flags, prefix="raw-"
+    ) as pair:
+        addresses = (_host_port(pair.rest_address), _host_port(pair.bridge_address))
+        yield Doors(addresses, token, (pair.server, pair.bridge))
 
 
 def _exchange(address: tuple[str, int], raw: bytes) -> tuple[int, bytes]:
