@@ -39,6 +39,15 @@ class _Exchange:
         self.code = ""
         self.request_id: str | None = None
 
+    def relay(self, send: Send) -> Send:
+        """send, with each message seen on its way out."""
+
+        async def relayed(message: Message) -> None:
+            self.see(message)
+            await send(message)
+
+        return relayed
+
     def see(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
@@ -85,13 +94,8 @@ class HttpObserver:
         span = _tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span))
         exchange = _Exchange()
-
-        async def observed_send(message: Message) -> None:
-            exchange.see(message)
-            await send(message)
-
         try:
-            await self._app(scope, receive, observed_send)
+            await self._app(scope, receive, exchange.relay(send))
         except BaseException as exc:
             span.record_exception(exc)
             exchange.status = exchange.status or 500
@@ -113,13 +117,8 @@ class HttpObserver:
         ids = continue_trace(carrier.get("traceparent"), carrier.get("tracestate"))
         token = CURRENT.set(ids)
         exchange = _Exchange()
-
-        async def observed_send(message: Message) -> None:
-            exchange.see(message)
-            await send(message)
-
         try:
-            await self._app(scope, receive, observed_send)
+            await self._app(scope, receive, exchange.relay(send))
         except BaseException:
             exchange.status = exchange.status or 500
             raise
