@@ -7,20 +7,16 @@ foreign token, or one reused with another filter, is INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import struct
 
 from server.errors import InvalidArgument
+from server.signed_tokens import SignedTokens
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 _VERSION = 1
 _LAYOUT = struct.Struct(">BqB")  # version, last seq, state filter (0 = none)
-_MAC_BYTES = 16
 
 
 def page_size(requested: int) -> int:
@@ -38,11 +34,10 @@ def page_size(requested: int) -> int:
 
 class PageTokens:
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._tokens = SignedTokens(key, _LAYOUT)
 
     def encode(self, last_seq: int, state_filter: int) -> str:
-        payload = _LAYOUT.pack(_VERSION, last_seq, state_filter)
-        return base64.urlsafe_b64encode(payload + self._mac(payload)).decode().rstrip("=")
+        return self._tokens.seal(_VERSION, last_seq, state_filter)
 
     def decode(self, token: str, state_filter: int) -> int:
         """The last sequence number a token stands for; 0 for the empty (first page) token.
@@ -52,22 +47,10 @@ class PageTokens:
         """
         if not token:
             return 0
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise _invalid() from exc
-        payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
-        if len(raw) != _LAYOUT.size + _MAC_BYTES or not hmac.compare_digest(
-            mac, self._mac(payload)
-        ):
+        fields = self._tokens.open(token)
+        if fields is None or fields[0] != _VERSION or fields[2] != state_filter:
             raise _invalid()
-        version, last_seq, token_filter = _LAYOUT.unpack(payload)
-        if version != _VERSION or token_filter != state_filter:
-            raise _invalid()
-        return int(last_seq)
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return fields[1]
 
 
 def _invalid() -> InvalidArgument:

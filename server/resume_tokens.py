@@ -8,26 +8,21 @@ same for every filter. A forged, truncated or foreign token is INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import struct
 
 from server.errors import InvalidArgument
+from server.signed_tokens import SignedTokens
 
 _VERSION = 1
 _LAYOUT = struct.Struct(">Bq")  # version, change seq
-_MAC_BYTES = 16
 
 
 class ResumeTokens:
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._tokens = SignedTokens(key, _LAYOUT)
 
     def encode(self, seq: int) -> str:
-        payload = _LAYOUT.pack(_VERSION, seq)
-        return base64.urlsafe_b64encode(payload + self._mac(payload)).decode().rstrip("=")
+        return self._tokens.seal(_VERSION, seq)
 
     def decode(self, token: str) -> int:
         """The change seq a token stands for.
@@ -35,22 +30,10 @@ class ResumeTokens:
         Raises:
             InvalidArgument: the token was not made by this store.
         """
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise _invalid() from exc
-        payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
-        if len(raw) != _LAYOUT.size + _MAC_BYTES or not hmac.compare_digest(
-            mac, self._mac(payload)
-        ):
+        fields = self._tokens.open(token)
+        if fields is None or fields[0] != _VERSION or fields[1] < 0:
             raise _invalid()
-        version, seq = _LAYOUT.unpack(payload)
-        if version != _VERSION or seq < 0:
-            raise _invalid()
-        return int(seq)
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return fields[1]
 
 
 def _invalid() -> InvalidArgument:
