@@ -192,6 +192,13 @@ def h2load(
     latencies = sorted(
         int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.strip()
     )
+    return _h2load_result(out, concurrency, latencies, finished)
+
+
+def _h2load_result(
+    out: str, concurrency: int, latencies: list[int], finished: re.Match[str]
+) -> LoadResult:
+    """An h2load run's figures from its sorted per-request latencies (µs) and its summary."""
     if not latencies:
         raise LoadError(f"h2load logged no request:\n{out[-2000:]}")
     elapsed = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
@@ -251,18 +258,4 @@ def h2load_rest(
         for line in log.read_text().splitlines()
         if line.strip() and line.split("\t")[1] == "200"
     )
-    if not latencies:
-        raise LoadError(f"h2load logged no request:\n{out[-2000:]}")
-    elapsed = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
-    return LoadResult(
-        tool="h2load",
-        concurrency=concurrency,
-        seconds=elapsed,
-        requests=len(latencies),
-        errors=0,
-        rps=len(latencies) / elapsed,
-        p50_ms=_percentile(latencies, 50) / 1000,
-        p90_ms=_percentile(latencies, 90) / 1000,
-        p99_ms=_percentile(latencies, 99) / 1000,
-        max_ms=latencies[-1] / 1000,
-    )
+    return _h2load_result(out, concurrency, latencies, finished)
