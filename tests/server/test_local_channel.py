@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from server.local_channel import LocalChannel
+from tests.server.network_twin import both_ways
 
 MAX_MESSAGE = 100
 Outcome = tuple[str, object, object, object]
@@ -120,29 +121,9 @@ async def _outcome(
     return ("ok", reply, None, [(k, v) for k, v in pairs if k.startswith("x-")])
 
 
-async def _both() -> tuple[list[Outcome], list[Outcome]]:
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ("grpc.max_send_message_length", MAX_MESSAGE),
-    ]
-    server = grpc.aio.server(interceptors=[_Refuse()], options=options)
-    server.add_generic_rpc_handlers((_generic(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    local = LocalChannel([_Refuse()], max_message_bytes=MAX_MESSAGE)
-    local.add_generic_rpc_handlers((_generic(),))
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as network:
-            remote = [await _outcome(network, *call) for call in CALLS]
-        here = [await _outcome(local, *call) for call in CALLS]
-    finally:
-        await server.stop(0)
-    return remote, here
-
-
 @pytest.fixture(scope="module")
 def outcomes() -> tuple[list[Outcome], list[Outcome]]:
-    return asyncio.run(_both())
+    return asyncio.run(both_ways(_Refuse, _generic, MAX_MESSAGE, CALLS, _outcome))
 
 
 @pytest.mark.parametrize("index", range(len(CALLS)), ids=[f"{c[0]}-{len(c[1])}" for c in CALLS])
