@@ -12,7 +12,8 @@ in groups (--only picks some):
     metrics    the gRPC, bridge and in-process rows by id with no access lines and no metrics
                (-bare), and with access lines and --metrics-listen (a scraper polling /metrics
                every second), for the cost of logs and metrics (the plain rows log access lines
-               at info, as the default does)
+               at info, as the default does); both set-ups run side by side and each row is
+               measured in alternating rounds with its twin (Bench.measure_interleaved)
     traced     REST by id, both doors, traces exported (100 %)      wrk (bench/traced.py)
     edge       REST by id, bridge over HTTP/1.1, h2c and HTTPS      wrk / h2load (edge_rows.py)
     workers    1 and 2 worker processes of every mode, and grpc-gateway (Go) -> server, at

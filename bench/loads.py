@@ -15,9 +15,10 @@ import json
 import math
 import re
 import shutil
+import statistics
 import struct
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,6 +60,32 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def combine(rounds: Sequence[LoadResult]) -> LoadResult:
+    """Rounds of one load as one result: counts and time summed, so requests/s is over all of
+    them; each percentile the median of the rounds' (per-request latencies are not kept across
+    rounds), the maximum the largest.
+
+    Raises:
+        LoadError: no rounds.
+    """
+    if not rounds:
+        raise LoadError("no rounds to combine")
+    seconds = sum(r.seconds for r in rounds)
+    requests = sum(r.requests for r in rounds)
+    return LoadResult(
+        tool=rounds[0].tool,
+        concurrency=rounds[0].concurrency,
+        seconds=seconds,
+        requests=requests,
+        errors=sum(r.errors for r in rounds),
+        rps=requests / seconds if seconds else 0.0,
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p90_ms=statistics.median(r.p90_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        max_ms=max(r.max_ms for r in rounds),
+    )
 
 
 def _check_local(url: str) -> None:

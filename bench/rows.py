@@ -14,6 +14,8 @@ from bench import profile as spy
 
 SETTLE = 0.5
 """Seconds between runs, for the requests still in flight when a load generator stops."""
+INTERLEAVED_ROUNDS = 4
+"""Rounds per concurrency of rows measured in turn (each round a quarter of the run's time)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,62 @@ class Bench:
             )
         self.rows.append(row)
         return row
+
+    def measure_interleaved(
+        self, rows: Sequence[tuple[str, str, str, Target]], rounds: int = INTERLEAVED_ROUNDS
+    ) -> list[Row]:
+        """Rows that are compared with each other (key, label, kind, target; their processes
+        all started), measured in alternating rounds: per concurrency, `rounds` loads of
+        seconds / rounds each, in turn, the order reversed every other round, so a neighbour's
+        burst on a shared machine falls on all of them alike instead of on whichever ran then.
+
+        A row's figures are its rounds together: requests and CPU summed (so req/s and CPU per
+        request are over all its time), percentiles the median of its rounds'.
+        """
+        made = [Row(key, label, kind) for key, label, kind, _ in rows]
+        for _, label, _, target in rows:
+            print(f"bench: {label} (interleaved, {rounds} rounds)", file=sys.stderr, flush=True)
+            self._load(target, 16, self.settings.warmup)
+        share = self.settings.seconds / rounds
+        for concurrency in self.settings.concurrencies:
+            results: list[list[loads.LoadResult]] = [[] for _ in rows]
+            cpu: list[dict[str, float]] = [{} for _ in rows]
+            workers: list[dict[str, dict[int, float]]] = [{} for _ in rows]
+            for turn in range(rounds):
+                order = range(len(rows)) if turn % 2 == 0 else range(len(rows) - 1, -1, -1)
+                for index in order:
+                    target = rows[index][3]
+                    time.sleep(SETTLE)
+                    before = {p.name: p.cpu_seconds() for p in target.serving}
+                    workers_before = {p.name: p.worker_cpu_seconds() for p in target.serving}
+                    results[index].append(self._load(target, concurrency, share))
+                    for p in target.serving:
+                        cpu[index][p.name] = cpu[index].get(p.name, 0.0) + (
+                            p.cpu_seconds() - before[p.name]
+                        )
+                        spent = workers[index].setdefault(p.name, {})
+                        for pid, seconds in p.worker_cpu_seconds().items():
+                            if pid in workers_before[p.name]:
+                                gained = seconds - workers_before[p.name][pid]
+                                spent[pid] = spent.get(pid, 0.0) + gained
+            for index, row in enumerate(made):
+                result = loads.combine(results[index])
+                row.results[concurrency] = result
+                requests = max(result.requests, 1)
+                row.cpu_us[concurrency] = {n: s * 1e6 / requests for n, s in cpu[index].items()}
+                row.worker_shares[concurrency] = {
+                    name: shares
+                    for name, spent in workers[index].items()
+                    if len(shares := _shares(dict.fromkeys(spent, 0.0), spent)) > 1
+                }
+                print(
+                    f"bench:   {row.key} c={concurrency:<3} {result.rps:8.0f} req/s"
+                    f"  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        self.rows.extend(made)
+        return made
 
     def profile(self, name: str, target: Target, sampled: Sequence[procs.Proc]) -> None:
         """One extra run at the highest concurrency with py-spy on each process in sampled."""

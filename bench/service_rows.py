@@ -126,63 +126,68 @@ OBSERVED_ROWS = {
 
 
 def observed(bench: Bench, small: SeededStore, tokens: Path) -> None:
-    """The rows by id with each set-up of OBSERVED_ROWS."""
-    for suffix in OBSERVED_ROWS:
-        _observed_rows(bench, small, tokens, suffix)
-
-
-def _observed_rows(bench: Bench, small: SeededStore, tokens: Path, suffix: str) -> None:
-    """gRPC, bridge and in-process GetCheckpoint by id again, both processes with the flags of
-    OBSERVED_ROWS[suffix]; with metrics, scraped every second, as Prometheus would."""
+    """gRPC, bridge and in-process GetCheckpoint by id once per set-up of OBSERVED_ROWS, each
+    set-up its own server and bridge (all started before any load), every row measured in
+    alternating rounds with its twin of the other set-up (Bench.measure_interleaved): what is
+    compared is a few per cent, less than two runs minutes apart differ on a shared machine.
+    With metrics, /metrics is scraped every second, as Prometheus would."""
     s, token = bench.settings, bench.token
-    flags, what = OBSERVED_ROWS[suffix]
-    server, address, inprocess = serve(
-        f"server{suffix}", small.url, tokens, s.work_dir, rest=True, extra=flags
-    )
-    bridge_port = procs.free_port()
-    bridge = procs.start(
-        f"bridge{suffix}",
-        [
-            procs.script("checkpoint-rest-bridge"),
-            *("--listen", f"127.0.0.1:{bridge_port}", "--upstream", address, *flags),
-        ],
-        s.work_dir,
-    )
+    started: list[procs.Proc] = []
+    twins: tuple[list[tuple[str, str, str, Target]], ...] = ([], [], [])
+    scraped: list[str] = []
     try:
-        bridge.wait_http(f"http://127.0.0.1:{bridge_port}/readyz")
-        metered = "--metrics-listen" in flags
-        urls = (
-            [p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)]
-            if metered
-            else []
-        )
-        with scraper.scraping(urls, interval=1.0):
-            by_id = Target(
-                f"http://{address}{GRPC_PATH}",
-                [server],
-                grpc_frame(s.work_dir, "small-id", small.sample_id),
-                check_grpc(address, token, small.sample_id),
+        for suffix, (flags, what) in OBSERVED_ROWS.items():
+            server, address, inprocess = serve(
+                f"server{suffix}", small.url, tokens, s.work_dir, rest=True, extra=flags
             )
-            bench.measure(f"grpc-id{suffix}", f"gRPC GetCheckpoint by id, {what}", "grpc", by_id)
-            for key, label, url, serving in (
+            started.append(server)
+            port = procs.free_port()
+            bridge = procs.start(
+                f"bridge{suffix}",
+                [
+                    procs.script("checkpoint-rest-bridge"),
+                    *("--listen", f"127.0.0.1:{port}", "--upstream", address, *flags),
+                ],
+                s.work_dir,
+            )
+            started.append(bridge)
+            bridge.wait_http(f"http://127.0.0.1:{port}/readyz")
+            if "--metrics-listen" in flags:
+                scraped += [
+                    p.wait_for(r"serving metrics on (\S+)").group(1) for p in (server, bridge)
+                ]
+            frame = grpc_frame(s.work_dir, "small-id", small.sample_id)
+            size = check_grpc(address, token, small.sample_id)
+            by_id = Target(f"http://{address}{GRPC_PATH}", [server], frame, size)
+            twins[0].append(
+                (f"grpc-id{suffix}", f"gRPC GetCheckpoint by id, {what}", "grpc", by_id)
+            )
+            for rows, key, door, url, serving in (
                 (
-                    f"rest-bridge-id{suffix}",
-                    f"REST by id, bridge -> server, {what}",
-                    f"http://127.0.0.1:{bridge_port}/v1/checkpoints/",
+                    twins[1],
+                    "rest-bridge-id",
+                    "bridge -> server",
+                    f"127.0.0.1:{port}",
                     [server, bridge],
                 ),
-                (
-                    f"rest-inprocess-id{suffix}",
-                    f"REST by id, in-process, {what}",
-                    f"http://{inprocess}/v1/checkpoints/",
-                    [server],
-                ),
+                (twins[2], "rest-inprocess-id", "in-process", inprocess, [server]),
             ):
-                get(url + small.sample_id, token)
-                bench.measure(key, label, "rest", Target(url + small.sample_id, serving))
+                by_id_url = f"http://{url}/v1/checkpoints/{small.sample_id}"
+                get(by_id_url, token)
+                rows.append(
+                    (
+                        key + suffix,
+                        f"REST by id, {door}, {what}",
+                        "rest",
+                        Target(by_id_url, serving),
+                    )
+                )
+        with scraper.scraping(scraped, interval=1.0):
+            for rows in twins:
+                bench.measure_interleaved(rows)
     finally:
-        bridge.stop()
-        server.stop()
+        for process in reversed(started):
+            process.stop()
 
 
 def postgres_store(bench: Bench, url: str, count: int, tokens: Path) -> None:
