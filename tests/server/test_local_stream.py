@@ -89,7 +89,7 @@ CALLS: list[tuple[str, bytes, float | None]] = [
     ("Count", b"n", None),
     ("AbortAfterOne", b"", 5.0),
     ("Boom", b"", 5.0),
-    ("Slow", b"", 0.3),
+    ("Slow", b"", 1.5),  # long enough for the first message on a loaded machine
     ("Large", b"", 5.0),
     ("Empty", b"", 5.0),
     ("Refused", b"", 5.0),
