@@ -26,8 +26,9 @@ from rest_bridge.upstream_call import UnaryCall
 
 log = logging.getLogger(__name__)
 
-WrapCall = Callable[[str, UnaryCall], UnaryCall]
-"""Decorates the multicallable of a method (its full path), e.g. to meter upstream calls."""
+WrapCall = Callable[[str, UnaryCall, bool], UnaryCall]
+"""Decorates the multicallable of a method (its full path; whether it streams its replies),
+e.g. to meter upstream calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,8 @@ def build_served(
             request_serializer=route.request_class.SerializeToString,
             response_deserializer=route.response_class.FromString,
         )
-        if wrap_call is not None and not streaming:  # streams are measured by their own spans
-            call = wrap_call(route.grpc_path, call)
+        if wrap_call is not None:
+            call = wrap_call(route.grpc_path, call, streaming)
         calls[id(route)] = call
     openapi = json.dumps(build_openapi(schema, table), ensure_ascii=False).encode()
     return ServedSchema(

@@ -13,6 +13,7 @@ server's registry, so one scrape shows both.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,14 @@ import grpc
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from checkpoint_prometheus import GO_BUCKETS, GRPC_LABELS, UNARY, code_name, split_method
+from checkpoint_prometheus import (
+    GO_BUCKETS,
+    GRPC_LABELS,
+    SERVER_STREAM,
+    UNARY,
+    code_name,
+    split_method,
+)
 from checkpoint_prometheus.families import Counter, Gauge, Histogram
 from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.routes import RESERVED_PATHS
@@ -78,8 +86,12 @@ class BridgeMetrics:
         """app, each HTTP request timed and counted by method, route and status."""
         return _MeteredApp(app, self)
 
-    def client_call(self, full_method: str, call: Callable[..., Any]) -> UnaryCall:
-        """call (a unary multicallable), counted and timed as an upstream call of full_method."""
+    def client_call(
+        self, full_method: str, call: Callable[..., Any], streaming: bool = False
+    ) -> UnaryCall:
+        """call (a multicallable), counted and timed as an upstream call of full_method."""
+        if streaming:
+            return self._client_stream(full_method, call)
         service, method = split_method(full_method)
         labels = (UNARY, service, method)
         started = self.client_started.labels(*labels)
@@ -109,6 +121,35 @@ class BridgeMetrics:
             return ObservedCall(inner, measure(inner))
 
         return observed
+
+    def _client_stream(self, full_method: str, call: Callable[..., Any]) -> UnaryCall:
+        """call (a server-streaming multicallable), counted as go-grpc-prometheus counts a
+        client stream: started when it opens, handled with its code and timed when it ends
+        (by the client's cancel too: Canceled), so a watch is one call over its whole life."""
+        service, method = split_method(full_method)
+        labels = (SERVER_STREAM, service, method)
+        started = self.client_started.labels(*labels)
+        handling = self.client_handling.labels(*labels)
+        recording: set[asyncio.Task[None]] = set()
+
+        async def record(ended: Any, began: float) -> None:
+            code = "Canceled" if ended.cancelled() else code_name(await ended.code())
+            handling.observe(time.perf_counter() - began)
+            self.client_handled.labels(*labels, code).inc()
+
+        def done(ended: Any, began: float) -> None:
+            task = asyncio.ensure_future(record(ended, began))
+            recording.add(task)  # held until it ran: the loop keeps only a weak reference
+            task.add_done_callback(recording.discard)
+
+        def opened(request: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            inner = call(request, **kwargs)
+            started.inc()
+            inner.add_done_callback(lambda ended: done(ended, began))
+            return inner
+
+        return opened
 
 
 class _MeteredApp:

@@ -172,6 +172,58 @@ def test_bridge_labels_requests_by_route_template_and_status(metered: Metered) -
     assert sample_value(after, "http_server_active_requests", http_request_method="GET") == 0
 
 
+@pytest.mark.parametrize("door", ["bridge", "in-process"])
+def test_each_door_counts_an_upstream_watch_as_one_client_stream(
+    metered: Metered, door: str
+) -> None:
+    """A watch through either REST door (SSE) is one grpc_client server_stream: started when
+    it opens, not handled while it is open, handled as Canceled once the client goes away; a
+    refused one (no token) is handled with its code at once."""
+    base, url = {
+        "bridge": (metered.bridge.bridge.base_url, metered.bridge.metrics_url),
+        "in-process": (metered.server.rest_url, metered.server.metrics_url),
+    }[door]
+    watch = {"grpc_type": "server_stream", "grpc_method": "WatchCheckpoints"}
+
+    def count(text: str, name: str, **labels: str) -> float:
+        return sample_value(text, name, **watch, **labels)
+
+    handled_total, started = "grpc_client_handled_total", "grpc_client_started_total"
+    before = scrape(url)
+    with httpx.Client(base_url=base, timeout=10.0) as client:
+        sse = {"Accept": "text/event-stream"}
+        assert client.get("/v1/checkpoints:watch", headers=sse).status_code == 401
+        auth = {**sse, **bearer(metered.tokens.read)}
+        with client.stream("GET", "/v1/checkpoints:watch", headers=auth) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()  # kept: closing it closes the stream
+            while not next(lines).startswith("event: synced"):
+                pass
+            opened = scrape(url)
+    deadline = time.monotonic() + 10
+    while count(after := scrape(url), handled_total, grpc_code="Canceled") == count(
+        before, handled_total, grpc_code="Canceled"
+    ):
+        assert time.monotonic() < deadline, "the closed watch was never counted"
+        time.sleep(0.1)
+    assert count(opened, started) - count(before, started) == 2
+    assert (
+        count(opened, handled_total, grpc_code="Unauthenticated")
+        - count(before, handled_total, grpc_code="Unauthenticated")
+        == 1
+    )
+    assert count(opened, handled_total, grpc_code="Canceled") == count(
+        before, handled_total, grpc_code="Canceled"
+    ), "an open watch is not handled yet"
+    assert (
+        count(after, handled_total, grpc_code="Canceled")
+        - count(before, handled_total, grpc_code="Canceled")
+        == 1
+    )
+    timed = "grpc_client_handling_seconds_count"
+    assert count(after, timed) - count(before, timed) == 2
+
+
 def test_inprocess_rest_is_measured_on_the_servers_endpoint(metered: Metered) -> None:
     """A REST call through --rest-listen shows on the server's /metrics as an HTTP request, an
     upstream client call and a server call."""

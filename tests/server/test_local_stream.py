@@ -158,3 +158,29 @@ def test_cancelling_a_local_stream_cancels_its_handler() -> None:
         return call.cancelled(), await call.code()
 
     assert asyncio.run(scenario()) == (True, grpc.StatusCode.CANCELLED)
+
+
+def test_a_local_streams_done_callback_gets_the_call_once_it_has_its_status() -> None:
+    """add_done_callback, as on a network call: not called while the stream is open, then once
+    with the call, whose code is final (a completed stream and a cancelled one)."""
+
+    async def scenario() -> list[object]:
+        local = LocalChannel()
+        local.add_generic_rpc_handlers((_generic(),))
+        seen: list[object] = []
+        finished = local.unary_stream("/t.S/Count")(b"n")
+        finished.add_done_callback(lambda call: seen.append(("count", call is finished)))
+        held = local.unary_stream("/t.S/Slow")(b"")
+        held.add_done_callback(lambda call: seen.append(("slow", call.cancelled())))
+        assert [m async for m in finished] == [b"n0", b"n1", b"n2"]
+        assert await held.read() == b"one"
+        await asyncio.sleep(0.05)
+        open_then = list(seen)
+        held.cancel()
+        await asyncio.sleep(0.05)
+        return [open_then, seen, await finished.code()]
+
+    open_then, seen, code = asyncio.run(scenario())
+    assert open_then == [("count", True)]
+    assert seen == [("count", True), ("slow", True)]
+    assert code is grpc.StatusCode.OK
