@@ -109,7 +109,7 @@ def _reflection_lines(report: dict[str, Any], rows: list[dict[str, Any]]) -> lis
 
 COMPARED = (
     ("-metrics", "-bare", "Access lines and metrics (scraped every second) over neither"),
-    ("-traced", "", "Traces exported at 100 % over the same row without a collector"),
+    ("-traced", "-untraced", "Traces exported at 100 % over the same row without a collector"),
 )
 """(suffix of the rows with, suffix of the rows without, what the ratios show): the issue's
 targets are at most 1.10 for logs and metrics and at most 1.25 for export."""

@@ -3,8 +3,9 @@
 The server and the bridge run as in the REST rows, with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a
 stand-in collector in the benchmark's own process (it reads each export request and answers 200,
 as a collector does, without decoding it) and OTEL_TRACES_SAMPLER=always_on, so every request
-records and exports its four spans. Compared with the plain REST rows of the same run, they show
-what tracing costs when it is on (the issue's target: at most 25 % of throughput).
+records and exports its four spans. Each row runs in turn with a twin without a collector (the
+-untraced rows); together they show what tracing costs when it is on (the issue's target: at most
+25 % of throughput).
 """
 
 from __future__ import annotations
@@ -52,46 +53,69 @@ class Collector:
         self._server.server_close()
 
 
+SETUPS = {
+    "-untraced": "no collector",
+    "-traced": "collector configured, sampling 100 %",
+}
+"""The two set-ups, each its own server and bridge, whose rows are measured in turn."""
+
+
 def traced_rows(bench: Bench, small: SeededStore, tokens: Path, target: type[Target]) -> None:
-    """REST by id through the bridge and in-process, exporting every span to a collector."""
+    """REST by id through the bridge and in-process, exporting every span to a collector, each
+    row measured in alternating rounds with its twin that has no collector (the same processes
+    otherwise, started side by side: Bench.measure_interleaved)."""
     s = bench.settings
     collector = Collector()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
-    args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
-    args += ["--database", small.url, "--tokens", str(tokens), "--rate-limit", "0"]
-    server = procs.start("server-traced", [*args, "--rest-listen", "127.0.0.1:0"], s.work_dir, env)
-    bridge: procs.Proc | None = None
+    exported = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+    started: list[procs.Proc] = []
+    twins: tuple[list[tuple[str, str, str, Target]], ...] = ([], [])
     try:
-        address = server.wait_for(r"serving gRPC on (\S+:\d+)").group(1)
-        inprocess = server.wait_for(r"serving REST on (\S+:\d+)").group(1)
-        port = procs.free_port()
-        bridge = procs.start(
-            "bridge-traced",
-            [
-                procs.script("checkpoint-rest-bridge"),
-                *("--listen", f"127.0.0.1:{port}", "--upstream", address),
-            ],
-            s.work_dir,
-            env,
-        )
-        bridge.wait_http(f"http://127.0.0.1:{port}/readyz")
-        path = f"/v1/checkpoints/{small.sample_id}"
-        bench.measure(
-            "rest-bridge-id-traced",
-            "REST by id, bridge -> server, collector configured, sampling 100 %",
-            "rest",
-            target(f"http://127.0.0.1:{port}{path}", [server, bridge]),
-        )
-        bench.measure(
-            "rest-inprocess-id-traced",
-            "REST by id, in-process, collector configured, sampling 100 %",
-            "rest",
-            target(f"http://{inprocess}{path}", [server]),
-        )
+        for suffix, what in SETUPS.items():
+            env = exported if suffix == "-traced" else None
+            args = [procs.script("checkpoint-server"), "serve", "--listen", "127.0.0.1:0"]
+            args += ["--database", small.url, "--tokens", str(tokens), "--rate-limit", "0"]
+            args += ["--rest-listen", "127.0.0.1:0"]
+            server = procs.start(f"server{suffix}", args, s.work_dir, env)
+            started.append(server)
+            address = server.wait_for(r"serving gRPC on (\S+:\d+)").group(1)
+            inprocess = server.wait_for(r"serving REST on (\S+:\d+)").group(1)
+            port = procs.free_port()
+            bridge = procs.start(
+                f"bridge{suffix}",
+                [
+                    procs.script("checkpoint-rest-bridge"),
+                    *("--listen", f"127.0.0.1:{port}", "--upstream", address),
+                ],
+                s.work_dir,
+                env,
+            )
+            started.append(bridge)
+            bridge.wait_http(f"http://127.0.0.1:{port}/readyz")
+            path = f"/v1/checkpoints/{small.sample_id}"
+            twins[0].append(
+                (
+                    f"rest-bridge-id{suffix}",
+                    f"REST by id, bridge -> server, {what}",
+                    "rest",
+                    target(f"http://127.0.0.1:{port}{path}", [server, bridge]),
+                )
+            )
+            twins[1].append(
+                (
+                    f"rest-inprocess-id{suffix}",
+                    f"REST by id, in-process, {what}",
+                    "rest",
+                    target(f"http://{inprocess}{path}", [server]),
+                )
+            )
+        for rows in twins:
+            bench.measure_interleaved(rows)
     finally:
-        if bridge is not None:
-            bridge.stop()
-        server.stop()
+        for process in reversed(started):
+            process.stop()
         collector.stop()
     bench.notes.append(
         f"traced rows: the collector received {collector.requests} export requests "
