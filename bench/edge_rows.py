@@ -2,9 +2,9 @@
 
 One server (plaintext gRPC) and two bridges in front of it, one plaintext (loaded with wrk over
 HTTP/1.1 and with h2load over h2c with prior knowledge) and one serving HTTPS with a certificate
-made by scripts/make_certs.sh (wrk over TLS 1.3, keep-alive). The three rows are measured one
-after another in the same process group, so their ratios compare the HTTP layer alone; the notes
-give h2c / HTTP/1.1 and HTTPS / HTTP/1.1 at each concurrency.
+made by scripts/make_certs.sh (wrk over TLS 1.3, keep-alive). The three rows are measured in
+alternating rounds (Bench.measure_interleaved) on the same processes, so their ratios compare the
+HTTP layer alone; the notes give h2c / HTTP/1.1 and HTTPS / HTTP/1.1 at each concurrency.
 """
 
 from __future__ import annotations
@@ -66,26 +66,29 @@ def measure(bench: Bench, small: SeededStore, tokens: Path) -> None:
         plain.wait_http(f"http://127.0.0.1:{plain_port}/readyz")
         _wait_tcp_https(tls, f"https://127.0.0.1:{tls_port}/readyz", certs / "ca.pem")
         path = f"/v1/checkpoints/{small.sample_id}"
-        rows = {
-            "edge-http1": bench.measure(
-                "edge-http1",
-                "REST by id, bridge, HTTP/1.1 (wrk)",
-                "rest",
-                Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain]),
-            ),
-            "edge-h2c": bench.measure(
-                "edge-h2c",
-                "REST by id, bridge, h2c prior knowledge (h2load -m 1)",
-                "rest",
-                Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain], h2c=True),
-            ),
-            "edge-tls": bench.measure(
-                "edge-tls",
-                "REST by id, bridge, HTTPS TLS 1.3 (wrk)",
-                "rest",
-                Target(f"https://127.0.0.1:{tls_port}{path}", [server, tls]),
-            ),
-        }
+        made = bench.measure_interleaved(
+            [
+                (
+                    "edge-http1",
+                    "REST by id, bridge, HTTP/1.1 (wrk)",
+                    "rest",
+                    Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain]),
+                ),
+                (
+                    "edge-h2c",
+                    "REST by id, bridge, h2c prior knowledge (h2load -m 1)",
+                    "rest",
+                    Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain], h2c=True),
+                ),
+                (
+                    "edge-tls",
+                    "REST by id, bridge, HTTPS TLS 1.3 (wrk)",
+                    "rest",
+                    Target(f"https://127.0.0.1:{tls_port}{path}", [server, tls]),
+                ),
+            ]
+        )
+        rows = {row.key: row for row in made}
     finally:
         tls.stop()
         plain.stop()
