@@ -167,45 +167,75 @@ def _trace_state(tag: bytes, context: SpanContext) -> bytes:
     return _field(tag, ",".join(f"{key}={value}" for key, value in state.items()).encode())
 
 
-def span(readable: ReadableSpan) -> bytes:
-    """The body of one Span message."""
-    context: SpanContext = readable.context
-    parent = readable.parent
-    parts = [
-        b"\x0a\x10",
-        context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08",
-        context.span_id.to_bytes(8, "big"),
-        _trace_state(b"\x1a", context),
-        b'"\x08' + parent.span_id.to_bytes(8, "big") if parent else b"",
-        _FLAG_FIELDS[_flags(parent)],
-        _cached(_NAMES, readable.name, _name),
-        KINDS[readable.kind],
-        _times((0x39, 0x41), readable.start_time, readable.end_time),
-    ]
-    parts += attributes(b"\x4a", readable.attributes)
-    parts.append(_count(b"\x50", readable.dropped_attributes))
+def _events(readable: ReadableSpan) -> list[bytes]:
+    parts = []
     for event in readable.events:
         body = [_times((0x09, 0), event.timestamp, None), _string(b"\x12", event.name)]
         body += attributes(b"\x1a", event.attributes)
         body.append(_count(b"\x20", event.dropped_attributes))
         parts.append(_field(b"\x5a", b"".join(body)))
     parts.append(_count(b"\x60", readable.dropped_events))
+    return parts
+
+
+def _links(readable: ReadableSpan) -> list[bytes]:
+    parts = []
     for link in readable.links:
         body = [
-            b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + link.context.span_id.to_bytes(8, "big"),
+            _ids(link.context),
             *attributes(b"\x22", link.attributes),
             _count(b"\x28", link.dropped_attributes),
             struct.pack("<BI", 0x35, _flags(link.context)),
         ]
         parts.append(_field(b"\x6a", b"".join(body)))
     parts.append(_count(b"\x70", readable.dropped_links))
+    return parts
+
+
+_IDS = struct.Struct(">2sQQ2sQ")
+"""trace_id (field 1, 16 bytes) and span_id (field 2, 8 bytes), big-endian as the SDK writes."""
+_PARENT = struct.Struct(">2sQ")
+_BOTH_TIMES = struct.Struct("<BQBQ")
+_STATUSES: dict[tuple[Any, str | None], bytes] = {}
+_NONE = object()
+
+
+def _ids(context: SpanContext) -> bytes:
+    trace_id = context.trace_id
+    return _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _U64, b"\x12\x08", context.span_id)
+
+
+def _status_of(key: tuple[Any, str | None]) -> bytes:
+    """Span.status (field 15) of (status code, description): always present, as the SDK's
+    encoder sets it."""
+    message = _string(b"\x12", key[1])
+    code = key[0].value
+    return _field(b"\x7a", message + (b"\x18" + varint(code) if code else b""))
+
+
+def span(readable: ReadableSpan) -> bytes:
+    """The body of one Span message."""
+    context: SpanContext = readable.context
+    parent = readable.parent
+    start, end = readable.start_time, readable.end_time
+    parts = [
+        _ids(context),
+        _trace_state(b"\x1a", context),
+        _PARENT.pack(b'"\x08', parent.span_id) if parent else b"",
+        _FLAG_FIELDS[_flags(parent)],
+        _cached(_NAMES, readable.name, _name),
+        KINDS[readable.kind],
+        _BOTH_TIMES.pack(0x39, start, 0x41, end)
+        if start and end
+        else _times((0x39, 0x41), start, end),
+    ]
+    parts += attributes(b"\x4a", readable.attributes)
+    parts.append(_count(b"\x50", readable.dropped_attributes))
+    parts += _events(readable)
+    parts += _links(readable)
     status = readable.status
     if status is not None:
-        message = _string(b"\x12", status.description)
-        code = status.status_code.value
-        parts.append(_field(b"\x7a", message + (b"\x18" + varint(code) if code else b"")))
+        parts.append(_cached(_STATUSES, (status.status_code, status.description), _status_of))
     return b"".join(parts)
 
 
@@ -222,11 +252,14 @@ def _scope(scope: Any) -> tuple[bytes, bytes]:
 def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
     """The serialized ExportTraceServiceRequest of spans."""
     groups: dict[Any, dict[Any, list[bytes]]] = {}
+    last: tuple[Any, Any, list[bytes]] = (_NONE, _NONE, [])
     for readable in spans:
-        scopes = groups.setdefault(readable.resource, {})
-        scopes.setdefault(readable.instrumentation_scope or None, []).append(
-            _field(b"\x12", span(readable))
-        )
+        resource, scope = readable.resource, readable.instrumentation_scope or None
+        if resource is not last[0] or scope is not last[1]:
+            # Grouped as the SDK groups (by equality); the same objects as the last span's
+            # need no hashing (a Resource hashes by JSON-encoding its attributes).
+            last = (resource, scope, groups.setdefault(resource, {}).setdefault(scope, []))
+        last[2].append(_field(b"\x12", span(readable)))
     out: list[bytes] = []
     for resource, scopes in groups.items():
         body = [_field(b"\x0a", b"".join(attributes(b"\x0a", resource.attributes)))]

