@@ -114,16 +114,27 @@ def _pair(key: tuple[str, type, Any]) -> bytes:
     return varint(len(body)) + body
 
 
+def _items(given: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    """given's pairs; from a copy when it has one (a span's attributes are a read-only view of
+    the SDK's BoundedAttributes, whose copy is a plain dict: a third of the cost to walk)."""
+    try:
+        copied: Mapping[str, Any] = given.copy()  # type: ignore[attr-defined]  # checked here
+    except AttributeError:
+        return given.items()
+    return copied.items()
+
+
 def attributes(tag: bytes, given: Mapping[str, Any] | None) -> list[bytes]:
     """The repeated KeyValue field tag of attributes; a pair protobuf would refuse is left out
     and logged, as the SDK's encoder does."""
     parts: list[bytes] = []
     if not given:
         return parts
-    for key, value in given.items():
+    for key, value in _items(given):
         try:
             if isinstance(value, (str, int, float)):
-                parts += (tag, _cached(_PAIRS, (key, type(value), value), _pair))
+                pair = (key, value.__class__, value)
+                parts += (tag, _PAIRS.get(pair) or _cached(_PAIRS, pair, _pair))
             else:
                 body = key_value(key, value)
                 parts += (tag, varint(len(body)), body)
