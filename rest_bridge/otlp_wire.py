@@ -106,7 +106,8 @@ def key_value(key: str, value: Any) -> bytes:
 
 
 _PAIRS: dict[tuple[str, type, Any], bytes] = {}
-"""(key, type of value, value) -> the KeyValue's length and body (the type: True == 1 == 1.0)."""
+"""(key, type of value, value) -> the KeyValue's length and body, for str and int values (the
+type: True == 1)."""
 
 
 def _pair(key: tuple[str, type, Any]) -> bytes:
@@ -132,7 +133,7 @@ def attributes(tag: bytes, given: Mapping[str, Any] | None) -> list[bytes]:
         return parts
     for key, value in _items(given):
         try:
-            if isinstance(value, (str, int, float)):
+            if isinstance(value, (str, int)):  # not float: -0.0 == 0.0, and NaN != NaN
                 pair = (key, value.__class__, value)
                 parts += (tag, _PAIRS.get(pair) or _cached(_PAIRS, pair, _pair))
             else:
@@ -164,7 +165,7 @@ def _name(name: str) -> bytes:
 def _times(tags: tuple[int, int], start: int | None, end: int | None) -> bytes:
     """Two fixed64 fields, each left out when unset or zero (proto3)."""
     out = _FIXED64.pack(tags[0], start) if start else b""
-    return out + _FIXED64.pack(tags[1], end) if end else out
+    return (out + _FIXED64.pack(tags[1], end)) if end else out
 
 
 def _count(tag: bytes, count: int) -> bytes:

@@ -57,9 +57,11 @@ def _spans() -> list[ReadableSpan]:
     provider = TracerProvider(resource=Resource.create({"service.name": "exporter-test"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("rest_bridge")
-    with tracer.start_as_current_span("GET /v1/checkpoints/{id}", attributes={"n": 1}):
-        with tracer.start_as_current_span("upstream", attributes={"rpc.system": "grpc"}):
-            pass
+    with (
+        tracer.start_as_current_span("GET /v1/checkpoints/{id}", attributes={"n": 1}),
+        tracer.start_as_current_span("upstream", attributes={"rpc.system": "grpc"}),
+    ):
+        pass
     return list(memory.get_finished_spans())
 
 

@@ -4,6 +4,7 @@ same ExportTraceServiceRequest, for spans of every shape the SDK makes."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -130,6 +131,28 @@ def test_the_same_pieces_encode_alike_from_the_cache() -> None:
     otlp_wire._PAIRS.clear()
     assert otlp_wire.encode_spans(spans) == once
     assert ExportTraceServiceRequest.FromString(once) == sdk_encode(spans)
+
+
+def test_equal_values_of_other_types_or_signs_keep_their_own_encoding() -> None:
+    """True == 1 and -0.0 == 0.0 in Python; each still encodes as itself."""
+    provider, exporter = _provider(Resource.create({}))
+    tracer = provider.get_tracer("t")
+    for value in (1, True, 1.0, 0.0, -0.0, 0, False):
+        tracer.start_span("v", attributes={"v": value}).end()
+    spans = list(exporter.get_finished_spans())
+    ours = ExportTraceServiceRequest.FromString(otlp_wire.encode_spans(spans))
+    assert ours == sdk_encode(spans)
+    values = [s.attributes[0].value for s in ours.resource_spans[0].scope_spans[0].spans]
+    assert [v.WhichOneof("value") for v in values] == [
+        "int_value",
+        "bool_value",
+        "double_value",
+        "double_value",
+        "double_value",
+        "int_value",
+        "bool_value",
+    ]
+    assert [math.copysign(1, v.double_value) for v in values[3:5]] == [1, -1]
 
 
 def test_a_pair_protobuf_refuses_is_left_out_like_the_sdk_does(
