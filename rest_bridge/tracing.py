@@ -114,10 +114,11 @@ def build_provider(
     if not exporter_configured(env):
         return IdsOnlyTracerProvider(), _nothing
     # Imported only when spans are exported: a process that exports nothing never loads the SDK.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from rest_bridge.otlp_exporter import WireSpanExporter
 
     # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; attributes given
     # to it would win over them, so the default name is given only when they name none.
@@ -125,7 +126,7 @@ def build_provider(
     made = Resource.create() if named else Resource.create({"service.name": service_name})
     resource = _hashed_once(Resource)(made.attributes, made.schema_url)
     provider = TracerProvider(resource=resource)  # sampler: OTEL_TRACES_SAMPLER(_ARG)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(WireSpanExporter()))
     return provider, provider.shutdown
 
 
