@@ -60,6 +60,7 @@ from bench import (
     worker_rows,
 )
 from bench.metrics_cost import instrumentation_cost
+from bench.otlp_encoding import encoding_cost
 from bench.rows import Bench, Settings, Target, row_data
 from bench.seed import SeededStore, seeded_store
 from bench.serialization import serialization_cost
@@ -128,6 +129,7 @@ def run(
         "targets": targets.evaluate(rows),
         "memory_kib": bench.memory,
         "serialization": serialization_cost(small.sample_id),
+        "otlp_encoding": encoding_cost(),
         "reflection": reflect.route_build(s.work_dir / "reflect"),
         "metrics_cost_us": instrumentation_cost(),
         "profiles": {

@@ -68,6 +68,14 @@ def render(report: dict[str, Any]) -> str:
             f"per call, {100 * cost / spent:.1f} % of the {spent:.0f} µs of CPU an in-process "
             f"REST GetCheckpoint costs at c={top['concurrency']}.",
         ]
+    encoding = report.get("otlp_encoding")
+    if encoding:
+        wire, sdk = encoding["wire_us_per_span"], encoding["sdk_us_per_span"]
+        lines += [
+            "",
+            f"OTLP export request, CPU per span: {wire:.1f} µs (rest_bridge.otlp_wire) against "
+            f"{sdk:.1f} µs (the SDK's encoder), {sdk / wire:.1f}x.",
+        ]
     lines += _reflection_lines(report, rows)
     if report["profiles"]:
         lines += ["", f"Profiles (py-spy, c={max(settings['concurrencies'])}): {PROFILE_NOTE}"]
