@@ -57,7 +57,10 @@ _TABLE_SIZE_ZERO = b"\x20"
 
 
 def _string(data: bytes) -> bytes:
-    return bytes(encode_integer(len(data), 7)) + data
+    size = len(data)
+    if size < 0x7F:  # the length fits the 7-bit prefix: one byte
+        return bytes((size,)) + data
+    return bytes(encode_integer(size, 7)) + data
 
 
 def encode_header(name: bytes, value: bytes) -> bytes:
@@ -68,6 +71,8 @@ def encode_header(name: bytes, value: bytes) -> bytes:
         indexed[0] |= 0x80
         return bytes(indexed)
     index = _NAMES.get(name, 0)
+    if 0 < index < 0x0F:  # the index fits the 4-bit prefix: one byte
+        return bytes((index,)) + _string(value)
     if index:
         return bytes(encode_integer(index, 4)) + _string(value)
     return b"\x00" + _string(name) + _string(value)

@@ -206,7 +206,7 @@ class Http2Protocol(asyncio.Protocol):
             )
             self._spawn(stream, _answer(error, _asks_head(headers)))
             return
-        scope = request_scope(headers, self.scheme, self.client, self.server)
+        scope = request_scope(headers, self.scheme, self.client, self.server, size)
         if scope is None:
             self._spawn(stream, _answer(MALFORMED, _asks_head(headers)))
         else:
