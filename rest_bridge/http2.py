@@ -1,7 +1,8 @@
 """HTTP/2 on the bridge's listeners (h2c with prior knowledge, h2 by ALPN), served to the ASGI app.
 
 uvicorn speaks HTTP/1.1 only, so the edge hands a connection that opens with the HTTP/2 preface
-(or negotiated h2) to this protocol: the `h2` library does the framing, HPACK and flow control;
+(or negotiated h2) to this protocol: the `h2` library reads the frames, HPACK and flow control
+(a response's own frames are serialized by rest_bridge.http2_frames, h2's state moved alike);
 this module maps each stream to one ASGI http scope, as uvicorn does for HTTP/1.1 (same path and
 raw_path rules, same app, same envelopes). Limits as on HTTP/1.1: a header list over
 --max-header-bytes is answered 431 with the envelope on its stream (one far over it closes the
