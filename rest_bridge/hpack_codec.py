@@ -15,7 +15,8 @@ literals alike on every request without indexing them (nghttp2, so curl and h2lo
 Whole header blocks repeat too: once a client has indexed its headers, each request on the
 connection is the same few index bytes. A block that leaves the dynamic table as it was decodes
 to the same list for as long as the table (and the decoder's limits) stay the same, so each
-connection keeps the last few such blocks' lists (RepeatDecoder), dropped when the table changes.
+connection keeps the last few such blocks' lists (RepeatDecoder), dropped when the table changes
+(small lists of short blocks only: a few KiB per connection at most).
 """
 
 from __future__ import annotations
@@ -155,10 +156,14 @@ class _CountedTable(HeaderTable):
         HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]  # the base setter
 
 
-REPEATS_KEPT = 8
+REPEATS_KEPT = 4
 """Header blocks whose decoded lists a connection keeps."""
 REPEAT_MAX = 2048
-"""Longest block kept (a request's usual block is some tens of bytes once indexed)."""
+"""Longest block kept (a request's usual block is some tens of bytes once indexed, a long
+bearer token adds its length)."""
+REPEAT_HEADERS = 64
+"""Most headers in a kept list: a short block of index bytes can name thousands of table
+entries, and a kept list must stay small (at most some KiB per connection)."""
 
 
 class RepeatDecoder(Decoder):
@@ -184,7 +189,7 @@ class RepeatDecoder(Decoder):
         if headers is not None:
             return headers
         headers = list(super().decode(data, raw))
-        if table.changes == stamp[0]:
+        if table.changes == stamp[0] and len(headers) <= REPEAT_HEADERS:
             if len(self._seen) >= REPEATS_KEPT:
                 self._seen.clear()
             self._seen[key] = headers

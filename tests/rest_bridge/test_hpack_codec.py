@@ -107,3 +107,14 @@ def test_a_block_that_shrinks_the_table_drops_the_kept_lists() -> None:
     decoder.decode(b"\x20\x3f\xe1\x1f", raw=True)  # size 0, then 4096 again: the table is empty
     with pytest.raises(HPACKDecodingError):
         decoder.decode(repeat, raw=True)
+
+
+def test_a_short_block_naming_many_entries_is_not_kept() -> None:
+    """A block of 200 one-byte references (200 headers) decodes, again, but is not kept: what a
+    connection keeps stays small whatever the client sends."""
+    encoder, decoder = Encoder(), RepeatDecoder()
+    decoder.decode(encoder.encode([(b"x-k", b"v")]), raw=True)
+    block = b"\xbe" * 200  # index 62: the first dynamic entry, x-k: v
+    assert decoder.decode(block, raw=True) == [(b"x-k", b"v")] * 200
+    assert decoder.decode(block, raw=True) == [(b"x-k", b"v")] * 200
+    assert (block, True) not in decoder._seen
