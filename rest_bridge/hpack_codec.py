@@ -12,6 +12,11 @@ Huffman-coded, indexed ones. Requests keep hpack's decoder (and the peer's dynam
 hpack Huffman-decodes each literal in Python (~15 % of a request), and clients send some
 literals alike on every request without indexing them (nghttp2, so curl and h2load, never index
 `authorization`): decoding is a pure function of the bytes, so a bounded cache of it is safe.
+Whole header blocks repeat too: once a client has indexed its headers, each request on the
+connection is the same few index bytes. A block that leaves the dynamic table as it was decodes
+to the same list for as long as the table (and the decoder's limits) stay the same, so each
+connection keeps the last few such blocks' lists (RepeatDecoder), dropped when the table changes
+(small lists of short blocks only: a few KiB per connection at most).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import functools
 from collections.abc import Iterable
 
 import hpack.hpack
+from hpack import Decoder, HeaderTuple
 from hpack.hpack import encode_integer
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
@@ -52,7 +58,10 @@ _TABLE_SIZE_ZERO = b"\x20"
 
 
 def _string(data: bytes) -> bytes:
-    return bytes(encode_integer(len(data), 7)) + data
+    size = len(data)
+    if size < 0x7F:  # the length fits the 7-bit prefix: one byte
+        return bytes((size,)) + data
+    return bytes(encode_integer(size, 7)) + data
 
 
 def encode_header(name: bytes, value: bytes) -> bytes:
@@ -63,6 +72,8 @@ def encode_header(name: bytes, value: bytes) -> bytes:
         indexed[0] |= 0x80
         return bytes(indexed)
     index = _NAMES.get(name, 0)
+    if 0 < index < 0x0F:  # the index fits the 4-bit prefix: one byte
+        return bytes((index,)) + _string(value)
     if index:
         return bytes(encode_integer(index, 4)) + _string(value)
     return b"\x00" + _string(name) + _string(value)
@@ -122,3 +133,64 @@ def cache_huffman_decoding() -> None:
     the last 1024 distinct ones of at most CACHED_MAX bytes."""
     # hpack.hpack calls its module-level name, imported from hpack.huffman_table (not exported).
     hpack.hpack.decode_huffman = _decode_huffman_cached  # type: ignore[attr-defined]
+
+
+class _CountedTable(HeaderTable):
+    """hpack's dynamic table, counting its changes (an entry added, the size changed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.changes += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.changes += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]  # the base setter
+
+
+REPEATS_KEPT = 4
+"""Header blocks whose decoded lists a connection keeps."""
+REPEAT_MAX = 2048
+"""Longest block kept (a request's usual block is some tens of bytes once indexed, a long
+bearer token adds its length)."""
+REPEAT_HEADERS = 64
+"""Most headers in a kept list: a short block of index bytes can name thousands of table
+entries, and a kept list must stay small (at most some KiB per connection)."""
+
+
+class RepeatDecoder(Decoder):
+    """hpack's Decoder, answering a block seen again under the same table from its last
+    decoding (see the module docstring); everything else is hpack's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = _CountedTable()
+        self._seen: dict[tuple[bytes, bool], list[HeaderTuple]] = {}
+        self._stamp: tuple[int, int, int] = (-1, 0, 0)
+
+    def decode(self, data: bytes, raw: bool = False) -> list[HeaderTuple]:
+        table = self.header_table
+        if not isinstance(table, _CountedTable) or len(data) > REPEAT_MAX:
+            return list(super().decode(data, raw))
+        stamp = (table.changes, self.max_header_list_size, self.max_allowed_table_size)
+        if stamp != self._stamp:
+            self._seen.clear()
+            self._stamp = stamp
+        key = (bytes(data), raw)
+        headers = self._seen.get(key)
+        if headers is not None:
+            return headers
+        headers = list(super().decode(data, raw))
+        if table.changes == stamp[0] and len(headers) <= REPEAT_HEADERS:
+            if len(self._seen) >= REPEATS_KEPT:
+                self._seen.clear()
+            self._seen[key] = headers
+        return headers

@@ -1,7 +1,8 @@
 """HTTP/2 on the bridge's listeners (h2c with prior knowledge, h2 by ALPN), served to the ASGI app.
 
 uvicorn speaks HTTP/1.1 only, so the edge hands a connection that opens with the HTTP/2 preface
-(or negotiated h2) to this protocol: the `h2` library does the framing, HPACK and flow control;
+(or negotiated h2) to this protocol: the `h2` library reads the frames, HPACK and flow control
+(a response's own frames are serialized by rest_bridge.http2_frames, h2's state moved alike);
 this module maps each stream to one ASGI http scope, as uvicorn does for HTTP/1.1 (same path and
 raw_path rules, same app, same envelopes). Limits as on HTTP/1.1: a header list over
 --max-header-bytes is answered 431 with the envelope on its stream (one far over it closes the
@@ -24,9 +25,10 @@ import h2.exceptions
 import h2.settings
 from uvicorn.server import ServerState
 
+from rest_bridge import http2_frames
 from rest_bridge.edge_io import EdgeLimits, Slot
 from rest_bridge.envelope import JSON_TYPE
-from rest_bridge.hpack_codec import ResponseEncoder, cache_huffman_decoding
+from rest_bridge.hpack_codec import RepeatDecoder, ResponseEncoder, cache_huffman_decoding
 from rest_bridge.http2_scope import DROPPED, request_scope
 from rest_bridge.status import ApiError
 
@@ -85,6 +87,9 @@ class Http2Protocol(asyncio.Protocol):
         )
         self.conn = h2.connection.H2Connection(config=config)
         self.conn.encoder = ResponseEncoder()  # type: ignore[assignment]  # encode() and size
+        decoder = RepeatDecoder()
+        decoder.max_header_list_size = self.conn.decoder.max_header_list_size
+        self.conn.decoder = decoder
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.scheme = "http"
@@ -202,7 +207,7 @@ class Http2Protocol(asyncio.Protocol):
             )
             self._spawn(stream, _answer(error, _asks_head(headers)))
             return
-        scope = request_scope(headers, self.scheme, self.client, self.server)
+        scope = request_scope(headers, self.scheme, self.client, self.server, size)
         if scope is None:
             self._spawn(stream, _answer(MALFORMED, _asks_head(headers)))
         else:
@@ -266,29 +271,44 @@ class Http2Protocol(asyncio.Protocol):
             return
         body: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
+        out = b""
+        """Frames of this message not yet written: the head goes out with the first DATA."""
         if not stream.headers_sent:
-            status, headers = stream.started
-            head = [(b":status", str(status).encode())]
-            head += [(n, v) for n, v in self.server_state.default_headers if n == b"date"]
-            head += [h for h in headers if h[0] not in DROPPED]
-            self.conn.send_headers(stream.id, head, end_stream=not body and not more)
-            stream.headers_sent = True
+            out = self._head(stream, end_stream=not body and not more)
         elif not body and not more:
             self.conn.end_stream(stream.id)
         while body:
             window = min(self.conn.local_flow_control_window(stream.id), len(body))
             window = min(window, self.conn.max_outbound_frame_size)
             if window <= 0:
+                self._flush(out)
+                out = b""
                 await self._window.wait()
                 if stream.reset or not self._open():
                     return
                 continue
             chunk, body = body[:window], body[window:]
-            self.conn.send_data(stream.id, chunk, end_stream=not body and not more)
-            self._flush()
-            await self._writable.wait()
+            out += http2_frames.data(self.conn, stream.id, chunk, not body and not more)
+            self._flush(out)
+            out = b""
+            if not self._writable.is_set():
+                await self._writable.wait()
         stream.complete = not more
-        self._flush()
+        self._flush(out)
+
+    def _head(self, stream: _Stream, end_stream: bool) -> bytes:
+        """The response head's frames (h2's own send for a 1xx status, queued in h2)."""
+        if stream.started is None:
+            return b""
+        status, headers = stream.started
+        head = [(b":status", str(status).encode())]
+        head += [(n, v) for n, v in self.server_state.default_headers if n == b"date"]
+        head += [h for h in headers if h[0] not in DROPPED]
+        stream.headers_sent = True
+        if status < 200:
+            self.conn.send_headers(stream.id, head, end_stream=end_stream)
+            return b""
+        return http2_frames.response_headers(self.conn, stream.id, head, end_stream)
 
     # plumbing
 
@@ -303,8 +323,11 @@ class Http2Protocol(asyncio.Protocol):
     def _open(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
-    def _flush(self) -> None:
+    def _flush(self, more: bytes = b"") -> None:
+        """Write what h2 has queued, then more (frames serialized by rest_bridge.http2_frames)."""
         data = self.conn.data_to_send()
+        if more:
+            data = data + more if data else more
         if data and self._open() and self.transport is not None:
             self.transport.write(data)
 

@@ -3,7 +3,8 @@
 h2's own inbound checks and normalisation are off (rest_bridge.http2): they cost ~15 % of an
 h2c request, walking the list several times. The same rules are applied here, once: a list that
 breaks them is malformed, answered 400 in the envelope on its stream (h2 would have closed the
-whole connection). The scope follows uvicorn's for HTTP/1.1 (path decoded once, raw_path and
+whole connection). Header lists that repeat are checked once (a bounded cache). The scope
+follows uvicorn's for HTTP/1.1 (path decoded once, raw_path and
 query_string as sent, `host` from :authority when the client sent none).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, NamedTuple
 
 DROPPED = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -24,15 +25,66 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 
 
+CHECKED_MAX = 256
+"""Header lists whose checked form is kept (a list of at most KEPT_BYTES)."""
+KEPT_BYTES = 4096
+_checked: dict[tuple[tuple[bytes, bytes], ...], _Checked | None] = {}
+"""Checked forms by header list: the checks are a pure function of the list, and a client's
+requests on a connection (h2load's, a browser's polling) often repeat it exactly."""
+
+
+class _Checked(NamedTuple):
+    method: str
+    path: str
+    raw_path: bytes
+    query: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
 def request_scope(
     headers: list[tuple[bytes, bytes]],
     scheme: str,
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
+    size: int = KEPT_BYTES + 1,
 ) -> dict[str, Any] | None:
-    """The request's ASGI scope; None when the header list is malformed (RFC 9113 8.2-8.3:
-    pseudo-headers first, known and once each; lowercase token names; no connection-specific
-    header; no NUL, CR, LF or surrounding whitespace in a value; host equal to :authority)."""
+    """The request's ASGI scope; None when the header list is malformed (see _check). size is
+    the list's size as HPACK counts it; a list of at most KEPT_BYTES is checked once."""
+    if size <= KEPT_BYTES:
+        key = tuple(headers)
+        try:
+            checked = _checked[key]
+        except KeyError:
+            checked = _check(headers)
+            if len(_checked) >= CHECKED_MAX:
+                _checked.clear()
+            _checked[key] = checked
+    else:
+        checked = _check(headers)
+    if checked is None:
+        return None
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "2",
+        "method": checked.method,
+        "scheme": scheme,
+        "path": checked.path,
+        "raw_path": checked.raw_path,
+        "query_string": checked.query,
+        "root_path": "",
+        "headers": list(checked.headers),
+        "client": client,
+        "server": server,
+        "state": {},
+    }
+
+
+def _check(headers: list[tuple[bytes, bytes]]) -> _Checked | None:
+    """The request's method, path and regular headers; None when the header list is malformed
+    (RFC 9113 8.2-8.3: pseudo-headers first, known and once each; lowercase token names; no
+    connection-specific header; no NUL, CR, LF or surrounding whitespace in a value; host equal
+    to :authority)."""
     pseudo: dict[bytes, bytes] = {}
     regular: list[tuple[bytes, bytes]] = []
     host = None
@@ -65,18 +117,5 @@ def request_scope(
             regular.insert(0, (b"host", authority))
         elif host != authority:
             return None
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "2",
-        "method": method,
-        "scheme": scheme,
-        "path": urllib.parse.unquote(path) if "%" in path else path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": "",
-        "headers": regular,
-        "client": client,
-        "server": server,
-        "state": {},
-    }
+    path = urllib.parse.unquote(path) if "%" in path else path
+    return _Checked(method, path, raw_path, query, tuple(regular))

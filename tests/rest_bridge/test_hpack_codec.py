@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
+import random
 
-from rest_bridge.hpack_codec import ResponseEncoder, cache_huffman_decoding, encode_header
+import pytest
+from hpack import Decoder, Encoder, HPACKDecodingError, NeverIndexedHeaderTuple
+
+from rest_bridge.hpack_codec import (
+    RepeatDecoder,
+    ResponseEncoder,
+    cache_huffman_decoding,
+    encode_header,
+)
 
 HEADERS = [
     (b":status", b"200"),
@@ -55,3 +63,58 @@ def test_cached_huffman_decoding_reads_what_hpack_encodes() -> None:
     decoder = Decoder()
     assert decoder.decode(block, raw=True) == request
     assert decoder.decode(block, raw=True) == request
+
+
+def test_repeated_blocks_decode_as_hpack_decodes_them_while_the_table_changes() -> None:
+    """RepeatDecoder and hpack's Decoder read the same stream of blocks (indexed repeats, new
+    entries that evict old ones, never-indexed literals, table size updates) to the same lists:
+    a kept list is never answered for a table it was not decoded under."""
+    rng = random.Random(7)
+    encoder, plain, repeating = Encoder(), Decoder(), RepeatDecoder()
+    values = [b"a", b"bb", b"c" * 60]
+    last: dict[bytes, object] = {}
+    kept = 0
+    for round_ in range(600):
+        headers: list[tuple[bytes, bytes]] = [(b":method", b"GET")]
+        headers.append((b":path", rng.choice(values)))
+        if rng.random() < 0.5:
+            headers.append((b"x-a", rng.choice(values)))
+        headers.append(NeverIndexedHeaderTuple(b"authorization", rng.choice(values)))
+        if round_ % 97 == 96:
+            encoder.header_table_size = rng.choice([0, 100, 4096])
+        block = encoder.encode(headers, huffman=rng.random() < 0.5)
+        expected = plain.decode(block, raw=True)
+        got = repeating.decode(block, raw=True)
+        assert got == expected
+        kept += got is last.get(block)
+        last[block] = got
+        assert list(repeating.header_table.dynamic_entries) == list(
+            plain.header_table.dynamic_entries
+        )
+    assert kept > 10
+
+
+def test_a_block_that_shrinks_the_table_drops_the_kept_lists() -> None:
+    """An indexed reference decoded before a size update to 0 is not answered from the kept
+    list afterwards: hpack's error (the entry is gone) is raised, as the plain decoder raises."""
+    encoder, decoder = Encoder(), RepeatDecoder()
+    first = encoder.encode([(b"x-k", b"v")])
+    repeat = encoder.encode([(b"x-k", b"v")])
+    assert decoder.decode(first, raw=True) == [(b"x-k", b"v")]
+    assert decoder.decode(repeat, raw=True) == [(b"x-k", b"v")]
+    assert decoder.decode(repeat, raw=True) == [(b"x-k", b"v")]
+    assert (bytes(repeat), True) in decoder._seen
+    decoder.decode(b"\x20\x3f\xe1\x1f", raw=True)  # size 0, then 4096 again: the table is empty
+    with pytest.raises(HPACKDecodingError):
+        decoder.decode(repeat, raw=True)
+
+
+def test_a_short_block_naming_many_entries_is_not_kept() -> None:
+    """A block of 200 one-byte references (200 headers) decodes, again, but is not kept: what a
+    connection keeps stays small whatever the client sends."""
+    encoder, decoder = Encoder(), RepeatDecoder()
+    decoder.decode(encoder.encode([(b"x-k", b"v")]), raw=True)
+    block = b"\xbe" * 200  # index 62: the first dynamic entry, x-k: v
+    assert decoder.decode(block, raw=True) == [(b"x-k", b"v")] * 200
+    assert decoder.decode(block, raw=True) == [(b"x-k", b"v")] * 200
+    assert (block, True) not in decoder._seen

@@ -363,3 +363,58 @@ async def test_a_refused_head_request_gets_headers_only() -> None:
     assert status == 400
     assert body == b""
     assert not any(isinstance(event, h2.events.ConnectionTerminated) for event in peer.events)
+
+
+async def test_a_head_larger_than_a_frame_goes_out_in_continuation_frames() -> None:
+    """A response head over the client's SETTINGS_MAX_FRAME_SIZE (16 KiB) is one HEADERS and
+    CONTINUATION frames, which the client reads back as one header list; the body follows."""
+    big = b"v" * 40_000
+
+    async def tall(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-big", big)]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    peer = Peer(tall)
+    stream = peer.request(b"/tall")
+    await peer.settle()
+    heads = [e for e in peer.events if isinstance(e, h2.events.ResponseReceived)]
+    assert len(heads) == 1
+    assert dict(heads[0].headers or [])[b"x-big"] == big
+    assert peer.answer(stream) == (200, b"ok")
+    assert any(isinstance(e, h2.events.StreamEnded) for e in peer.events)
+
+
+async def test_repeated_requests_on_one_connection_each_get_their_own_answer() -> None:
+    """The same header block again and again (served from the decoder's and the scope's kept
+    lists), then another path: every stream gets its own answer, ended, and the connection
+    windows account for every body sent."""
+    peer = Peer(echo)
+    window = peer.protocol.conn.outbound_flow_control_window
+    sent = 0
+    for path in [b"/a"] * 5 + [b"/b%20c"] + [b"/a"] * 2:
+        stream = peer.request(path)
+        await peer.settle()
+        status, body = peer.answer(stream)
+        assert status == 200
+        assert json.loads(body)["raw"] == path.decode()
+        sent += len(body)
+    ended = [e for e in peer.events if isinstance(e, h2.events.StreamEnded)]
+    assert len(ended) == 8
+    assert peer.protocol.conn.outbound_flow_control_window == window - sent
+    assert not peer.transport.closed
+
+
+async def test_an_answer_without_a_body_ends_the_stream_on_its_headers() -> None:
+    """A 204 with an empty body is one HEADERS frame carrying END_STREAM, no DATA frame."""
+
+    async def empty(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    peer = Peer(empty)
+    stream = peer.request(b"/none")
+    await peer.settle()
+    ended = [e for e in peer.events if isinstance(e, h2.events.StreamEnded)]
+    assert [e.stream_id for e in ended] == [stream]
+    assert not [e for e in peer.events if isinstance(e, h2.events.DataReceived)]
+    assert peer.answer(stream) == (204, b"")
