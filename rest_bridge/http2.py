@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -29,6 +30,7 @@ from rest_bridge import http2_frames
 from rest_bridge.edge_io import EdgeLimits, Slot
 from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.hpack_codec import RepeatDecoder, ResponseEncoder, cache_huffman_decoding
+from rest_bridge.http2_length import BodyLength, LenientConnection
 from rest_bridge.http2_scope import DROPPED, request_scope
 from rest_bridge.status import ApiError
 
@@ -61,6 +63,9 @@ class _Stream:
         self.headers_sent = False
         self.complete = False
         self.event = asyncio.Event()
+        self.length = BodyLength(None)
+        self.abandon = False
+        """Answered while the client still sends its body (which it may stop: RST NO_ERROR)."""
 
 
 class Http2Protocol(asyncio.Protocol):
@@ -85,7 +90,7 @@ class Http2Protocol(asyncio.Protocol):
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
         )
-        self.conn = h2.connection.H2Connection(config=config)
+        self.conn = LenientConnection(config=config)
         self.conn.encoder = ResponseEncoder()  # type: ignore[assignment]  # encode() and size
         decoder = RepeatDecoder()
         decoder.max_header_list_size = self.conn.decoder.max_header_list_size
@@ -170,8 +175,10 @@ class Http2Protocol(asyncio.Protocol):
             self._on_data(event)
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.ended = True
+            if stream is not None and not stream.length.complete():
+                self._malformed(stream, sending=False)
+            elif stream is not None:
+                stream.ended, stream.abandon = True, False
                 stream.event.set()
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.get(event.stream_id)
@@ -193,6 +200,24 @@ class Http2Protocol(asyncio.Protocol):
         stream.chunks.append(event.data or b"")
         stream.pending += size
         stream.event.set()
+        if not stream.length.add(len(event.data or b"")):
+            self._malformed(stream, sending=True)
+
+    def _malformed(self, stream: _Stream, sending: bool) -> None:
+        """A body longer or shorter than its content-length: the app's stream is reset for it
+        (it reads a disconnect, its answer goes nowhere, nothing reaches the upstream) and 400
+        answers on a fresh one of the same id, which then resets the client's side if open."""
+        stream.reset = True
+        stream.event.set()
+        self._acknowledge(stream.id, stream.pending)
+        stream.pending = 0
+        if stream.headers_sent:  # the app answered already: only a reset can say it now
+            self.conn.reset_stream(stream.id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        answering = self.streams[stream.id] = _Stream(stream.id)
+        answering.ended = answering.body_done = True
+        answering.abandon = sending
+        self._spawn(answering, _answer(MALFORMED))
 
     def _on_request(self, stream_id: int | None, headers: list[Any]) -> None:
         self._cancel_timer()
@@ -207,10 +232,11 @@ class Http2Protocol(asyncio.Protocol):
             )
             self._spawn(stream, _answer(error, _asks_head(headers)))
             return
-        scope = request_scope(headers, self.scheme, self.client, self.server, size)
-        if scope is None:
+        checked = request_scope(headers, self.scheme, self.client, self.server, size)
+        if checked is None:
             self._spawn(stream, _answer(MALFORMED, _asks_head(headers)))
         else:
+            scope, stream.length = checked[0], BodyLength(checked[1])
             self._spawn(stream, self.app, scope)
 
     def _spawn(self, stream: _Stream, app: ASGIApp, scope: dict[str, Any] | None = None) -> None:
@@ -234,10 +260,11 @@ class Http2Protocol(asyncio.Protocol):
             if stream.started is None and not stream.reset:
                 await _answer(INTERNAL, scope.get("method") == "HEAD")(scope, receive, send)
         finally:
-            if not stream.complete and not stream.reset and self._open():
-                self.conn.reset_stream(stream.id)
+            if self._open() and not stream.reset and (stream.abandon or not stream.complete):
+                self.conn.reset_stream(stream.id)  # NO_ERROR: after a whole answer, RFC 9113 8.1
                 self._flush()
-            self.streams.pop(stream.id, None)
+            if self.streams.get(stream.id) is stream:  # not the stream that answers for it
+                del self.streams[stream.id]
             if not self.streams:
                 if self.closing:
                     self._close()

@@ -39,6 +39,8 @@ class _Checked(NamedTuple):
     raw_path: bytes
     query: bytes
     headers: tuple[tuple[bytes, bytes], ...]
+    length: int | None
+    """The declared content-length (None when there is none)."""
 
 
 def request_scope(
@@ -47,9 +49,10 @@ def request_scope(
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     size: int = KEPT_BYTES + 1,
-) -> dict[str, Any] | None:
-    """The request's ASGI scope; None when the header list is malformed (see _check). size is
-    the list's size as HPACK counts it; a list of at most KEPT_BYTES is checked once."""
+) -> tuple[dict[str, Any], int | None] | None:
+    """The request's ASGI scope and declared content-length; None when the header list is
+    malformed (see _check). size is the list's size as HPACK counts it; a list of at most
+    KEPT_BYTES is checked once."""
     if size <= KEPT_BYTES:
         key = tuple(headers)
         try:
@@ -63,7 +66,7 @@ def request_scope(
         checked = _check(headers)
     if checked is None:
         return None
-    return {
+    scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "2",
@@ -78,16 +81,17 @@ def request_scope(
         "server": server,
         "state": {},
     }
+    return scope, checked.length
 
 
 def _check(headers: list[tuple[bytes, bytes]]) -> _Checked | None:
     """The request's method, path and regular headers; None when the header list is malformed
     (RFC 9113 8.2-8.3: pseudo-headers first, known and once each; lowercase token names; no
     connection-specific header; no NUL, CR, LF or surrounding whitespace in a value; host equal
-    to :authority)."""
+    to :authority; content-length digits only, and the same if repeated)."""
     pseudo: dict[bytes, bytes] = {}
     regular: list[tuple[bytes, bytes]] = []
-    host = None
+    host = length = None
     for name, value in headers:
         if _BAD_VALUE.search(value) is not None:
             return None
@@ -102,6 +106,10 @@ def _check(headers: list[tuple[bytes, bytes]]) -> _Checked | None:
             return None
         if name == b"host":
             host = value
+        elif name == b"content-length":
+            if not value.isdigit() or (length is not None and _length(value) != length):
+                return None
+            length = _length(value)
         regular.append((name, value))
     target, authority = pseudo.get(b":path", b""), pseudo.get(b":authority")
     try:
@@ -118,4 +126,14 @@ def _check(headers: list[tuple[bytes, bytes]]) -> _Checked | None:
         elif host != authority:
             return None
     path = urllib.parse.unquote(path) if "%" in path else path
-    return _Checked(method, path, raw_path, query, tuple(regular))
+    return _Checked(method, path, raw_path, query, tuple(regular), length)
+
+
+LENGTH_CAP = 10**18
+"""Declared lengths from here up are all one "too large" (int() of a long digit string would
+be slow, and past 4300 digits refused); no body limit comes near it."""
+
+
+def _length(digits: bytes) -> int:
+    significant = digits.lstrip(b"0")
+    return int(significant or b"0") if len(significant) <= 18 else LENGTH_CAP

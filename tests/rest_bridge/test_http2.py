@@ -319,6 +319,9 @@ MALFORMED_HEADERS = {
     "host-not-authority": [(b"host", b"other")],
     "pseudo-after-regular": [(b"x-a", b"1"), (b":authority", b"y")],
     "unknown-pseudo": [(b":protocol", b"websocket")],
+    "content-length-not-digits": [(b"content-length", b"5x")],
+    "content-length-negative": [(b"content-length", b"-1")],
+    "content-lengths-differ": [(b"content-length", b"0"), (b"content-length", b"1")],
 }
 
 
@@ -418,3 +421,74 @@ async def test_an_answer_without_a_body_ends_the_stream_on_its_headers() -> None
     assert [e.stream_id for e in ended] == [stream]
     assert not [e for e in peer.events if isinstance(e, h2.events.DataReceived)]
     assert peer.answer(stream) == (204, b"")
+
+
+@pytest.mark.parametrize(("declared", "body"), [(b"3", b"hello"), (b"10", b"hello")])
+async def test_a_body_not_of_its_content_length_is_400_on_its_stream_alone(
+    declared: bytes, body: bytes
+) -> None:
+    """A body longer or shorter than its content-length (a stream error, RFC 9113 8.1.1) is
+    400 in the envelope on its stream, the app never gets it whole, and a request open on the
+    same connection at the time is still answered (h2 itself would have ended the connection)."""
+    whole: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        got = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            got += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        whole.append(got)
+        await echo_answer(send, got)
+
+    peer = Peer(app)
+    head = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x")]
+    other = peer.client.get_next_available_stream_id()
+    peer.client.send_headers(other, [*head, (b":path", b"/other")])
+    bad = peer.client.get_next_available_stream_id()
+    peer.client.send_headers(bad, [*head, (b":path", b"/bad"), (b"content-length", declared)])
+    peer.client.send_data(bad, body, end_stream=True)
+    peer.pump()
+    await peer.settle()
+    status, answer = peer.answer(bad)
+    assert status == 400, answer
+    assert json.loads(answer)["error"] == {
+        "code": "invalid_argument",
+        "message": "malformed HTTP request",
+    }
+    peer.client.send_data(other, b"ok", end_stream=True)
+    peer.pump()
+    await peer.settle()
+    assert peer.answer(other) == (200, b"ok")
+    assert whole == [b"ok"]
+
+
+async def test_a_body_past_its_content_length_mid_stream_is_400_and_the_rest_is_refused() -> None:
+    """More DATA than declared, before the client ends its side: 400 at once, then RST_STREAM
+    NO_ERROR so the client stops sending (RFC 9113 8.1), and the connection serves on."""
+    peer = Peer(echo)
+    stream = peer.client.get_next_available_stream_id()
+    peer.client.send_headers(
+        stream,
+        [
+            *((b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http")),
+            *((b":authority", b"x"), (b"content-length", b"2")),
+        ],
+    )
+    peer.client.send_data(stream, b"toolong")
+    peer.pump()
+    await peer.settle()
+    assert peer.answer(stream)[0] == 400
+    resets = [e for e in peer.events if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [(stream, 0)]
+    good = peer.request(b"/y")
+    await peer.settle()
+    assert peer.answer(good)[0] == 200
+
+
+async def echo_answer(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
