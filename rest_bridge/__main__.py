@@ -139,7 +139,9 @@ async def serve(
             config.metrics_listen, registry, "--metrics-listen", reuse_port=group is not None
         )
         print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
-    upstream = UpstreamChannel(config.upstream, upstream_tls, CHANNEL_OPTIONS)
+    upstream = UpstreamChannel(
+        config.upstream, upstream_tls, CHANNEL_OPTIONS, config.upstream_connections
+    )
     async with upstream as channel:
         load, source = schema_loader(config, channel)
         # A descriptor set must load at start; reflection may wait for its upstream.
@@ -204,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--reflect and --descriptor-set exclude each other")
     if args.reflect_interval < 0:
         parser.error("--reflect-interval must be 0 or more")
+    if args.upstream_connections < 1:
+        parser.error("--upstream-connections must be 1 or more")
     setup_logging(args.log_format, args.log_level)
     start_access_lines()
     try:
@@ -216,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
+        upstream_connections=args.upstream_connections,
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,
