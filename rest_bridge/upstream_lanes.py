@@ -25,6 +25,9 @@ import grpc
 UNUSABLE = 1 << 20
 """Added to a failing lane's count of open calls: more than any count of real calls."""
 
+WATCHERS_GRACE = 1.0
+"""Seconds close() waits for the lanes' watchers to see their channels shut down."""
+
 LOCAL_POOL = ("grpc.use_local_subchannel_pool", 1)
 """Channel argument giving each channel its own subchannel, hence its own TCP connection."""
 
@@ -76,6 +79,10 @@ class Lanes:
         """The open calls of each lane (without the failing penalty): for tests and metrics."""
         return [load % UNUSABLE for load in self._load]
 
+    def failing(self) -> list[bool]:
+        """Whether each lane's connection is failing (it takes calls only if all are)."""
+        return [load >= UNUSABLE for load in self._load]
+
     def _finisher(self, index: int) -> Callable[[Any], None]:
         load = self._load
 
@@ -86,10 +93,12 @@ class Lanes:
 
     async def _watch(self, index: int) -> None:
         """Keep the lane connected (an IDLE channel waits for a call to connect) and mark it
-        UNUSABLE while its connection fails."""
+        UNUSABLE while its connection fails; ends when the channel is closed."""
         channel, failing = self.channels[index], False
         while True:
             state = channel.get_state(try_to_connect=True)
+            if state == grpc.ChannelConnectivity.SHUTDOWN:
+                return
             down = state in _DOWN
             if down != failing:
                 self._load[index] += UNUSABLE if down else -UNUSABLE
@@ -124,15 +133,12 @@ class Lanes:
 
     # life
 
-    async def stop_watching(self) -> None:
-        """No more reconnecting (before the lanes close, or once they are replaced)."""
-        watchers, self._watchers = self._watchers, []
-        await _cancel(watchers)
-
     async def close(self, grace: float | None = None) -> None:
-        """Close every lane; open calls get grace seconds."""
-        await self.stop_watching()
+        """Close every lane (open calls get grace seconds), then wait for the watchers to see
+        it: a watch left pending in grpc would complete after its event loop has ended."""
         await asyncio.gather(*(channel.close(grace) for channel in self.channels))
+        _, late = await asyncio.wait(self._watchers, timeout=WATCHERS_GRACE)
+        await _cancel(list(late))
 
 
 async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:

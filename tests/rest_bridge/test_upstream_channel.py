@@ -21,6 +21,7 @@ from tests.certs import make_ca
 
 pytestmark = pytest.mark.anyio
 
+
 NOWHERE = "127.0.0.1:9"
 """A target nothing answers on (the tests never call it)."""
 
