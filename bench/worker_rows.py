@@ -165,6 +165,9 @@ def _service(
         for key, what, url, serving, _ in doors:
             label = f"{_workers(n)}: REST by id, {what}"
             bench.measure(key, label, "rest", Target(url, serving), CONCURRENCY)
+        if s.profile:  # the bridge's workers, to compare 1 and 2 of them
+            key, _, url, serving, _ = doors[-1]
+            bench.profile(key, Target(url, serving), [bridge])
     finally:
         for proc in reversed(started):
             proc.stop()
