@@ -13,7 +13,7 @@ from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.access_log import start_access_lines
 from rest_bridge.app import create_app
 from rest_bridge.certs import CertificateError
-from rest_bridge.config import BridgeConfig
+from rest_bridge.config import DEFAULT_UPSTREAM_CONNECTIONS, BridgeConfig
 from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
 from rest_bridge.edge_io import EdgeLimits
 from rest_bridge.edge_options import UPSTREAM_TLS_OPTIONS, edge_limits, edge_options, tls_options
@@ -77,6 +77,15 @@ def upstream_files(args: argparse.Namespace) -> UpstreamFiles | None:
     files = UpstreamFiles(args.upstream_ca, client)
     files.read()
     return files
+
+
+def upstream_connections(given: int, reflect: bool) -> int:
+    """--upstream-connections, 0 resolved: one with --reflect (the schema is one server's, and
+    connections to servers of different schemas, as in a rolling change, would mix them),
+    else DEFAULT_UPSTREAM_CONNECTIONS (docs/decisions.md)."""
+    if given:
+        return given
+    return 1 if reflect else DEFAULT_UPSTREAM_CONNECTIONS
 
 
 def http_tls(args: argparse.Namespace) -> HttpTls | None:
@@ -206,8 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--reflect and --descriptor-set exclude each other")
     if args.reflect_interval < 0:
         parser.error("--reflect-interval must be 0 or more")
-    if args.upstream_connections < 1:
-        parser.error("--upstream-connections must be 1 or more")
+    if args.upstream_connections < 0:
+        parser.error("--upstream-connections must be 0 (automatic) or more")
     setup_logging(args.log_format, args.log_level)
     start_access_lines()
     try:
@@ -220,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
-        upstream_connections=args.upstream_connections,
+        upstream_connections=upstream_connections(args.upstream_connections, args.reflect),
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,

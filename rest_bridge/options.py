@@ -109,9 +109,10 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option(
         "--upstream-connections",
         "TCP connections of each worker to the gRPC server, each call sent over the one with "
-        "the fewest calls open (a server with --workers gives each connection to one worker)",
+        "the fewest calls open (a server with --workers gives each connection to one worker); "
+        f"0: {DEFAULT_UPSTREAM_CONNECTIONS}, or 1 with --reflect",
         env="CHECKPOINT_REST_UPSTREAM_CONNECTIONS",
-        default=DEFAULT_UPSTREAM_CONNECTIONS,
+        default=0,
         type=int,
     ),
     Option(

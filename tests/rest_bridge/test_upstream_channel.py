@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from rest_bridge.__main__ import build_parser, upstream_connections
 from rest_bridge.certs import CertificateError
 from rest_bridge.tls import UpstreamFiles
 from rest_bridge.upstream_channel import UpstreamChannel
@@ -83,3 +84,14 @@ async def test_without_tls_there_is_nothing_to_reload() -> None:
     upstream = UpstreamChannel(NOWHERE, None)
     assert upstream.reload() is False
     await upstream.close()
+
+
+def test_connections_are_four_by_default_and_one_with_reflect() -> None:
+    """0 (the default) is resolved by --reflect: a rolling change behind one address would
+    otherwise mix two servers' schemas (tests/transcoding/test_reflect.py); a given count wins."""
+    args = build_parser().parse_args([])
+    assert upstream_connections(args.upstream_connections, args.reflect) == 4
+    args = build_parser().parse_args(["--reflect"])
+    assert upstream_connections(args.upstream_connections, args.reflect) == 1
+    args = build_parser().parse_args(["--reflect", "1", "--upstream-connections", "3"])
+    assert upstream_connections(args.upstream_connections, args.reflect) == 3
