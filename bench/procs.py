@@ -151,31 +151,51 @@ class Proc:
         return self.popen.wait(timeout=STOP_TIMEOUT)
 
 
-def connections_by_child(parent: Proc, port: int) -> list[int]:
-    """For each child of parent (a supervisor's workers), how many established TCP connections
-    it holds on local port: the kernel's spread of one client's connections over the workers.
-    Matched by socket inode between /proc/PID/fd and /proc/net/tcp (and tcp6)."""
-    established: set[str] = set()
+def connection_matrix(client: Proc, server: Proc, port: int) -> list[list[int]]:
+    """How the client's established connections to local port spread over the server's
+    processes: one row per client process (its workers, or itself without any), one column per
+    server process (likewise), each the number of connections between the two. Both ends are
+    matched by socket inode in /proc/PID/fd and by the client's port in /proc/net/tcp."""
+    toward: dict[str, int] = {}
+    """The server end's inode -> the client's port."""
+    away: dict[str, int] = {}
+    """The client end's inode -> its own port."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                # local address is HEXIP:HEXPORT, state 01 is ESTABLISHED, field 10 the inode.
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    established.add(fields[9])
-    counts = []
-    for pid, fields in _stats().items():
-        if int(fields[1]) != parent.pid:
-            continue
-        inodes = set()
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-        counts.append(len(inodes & established))
-    return counts
+                if fields[3] != "01":
+                    continue
+                local = int(fields[1].rsplit(":", 1)[1], 16)
+                remote = int(fields[2].rsplit(":", 1)[1], 16)
+                if local == port:
+                    toward[fields[9]] = remote
+                elif remote == port:
+                    away[fields[9]] = local
+    stats = _stats()
+    clients = [_sockets(pid) for pid in _workers(stats, client.pid)]
+    servers = [_sockets(pid) for pid in _workers(stats, server.pid)]
+    client_ports = [{away[i] for i in held if i in away} for held in clients]
+    server_ports = [{toward[i] for i in held if i in toward} for held in servers]
+    return [[len(mine & theirs) for theirs in server_ports] for mine in client_ports]
+
+
+def _workers(stats: Mapping[int, list[str]], parent: int) -> list[int]:
+    """parent's children (a supervisor's workers), or parent itself when it has none."""
+    children = sorted(pid for pid, fields in stats.items() if int(fields[1]) == parent)
+    return children or [parent]
+
+
+def _sockets(pid: int) -> set[str]:
+    """The socket inodes among pid's open files."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
 
 
 def _tree_cpu(stats: Mapping[int, list[str]], root: int) -> float:

@@ -51,11 +51,13 @@ class Recording:
 
 
 def record(executable: str, name: str, pid: int, seconds: float, out_dir: Path) -> Recording:
-    """Start sampling pid for seconds (all threads, Python frames, active samples only)."""
+    """Start sampling pid for seconds (all threads and child processes, as a supervisor's
+    workers, Python frames, active samples only)."""
     raw = out_dir / f"profile-{name}.txt"
     raw.unlink(missing_ok=True)
     args = [executable, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
     args += ["--rate", str(SAMPLE_RATE), "--format", "raw", "--output", str(raw), "--nonblocking"]
+    args.append("--subprocesses")
     popen = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return Recording(name=name, popen=popen, raw=raw, seconds=seconds)
 

@@ -15,8 +15,10 @@ without the bridge's "data" envelope, as grpc-gateway answers a response_body ru
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import grpc_gateway, procs
@@ -30,6 +32,7 @@ from bench.serving import (
     serve,
     start_bridge,
 )
+from rest_bridge.config import DEFAULT_UPSTREAM_CONNECTIONS
 
 WORKERS = (1, 2)
 CONCURRENCY = (64,)
@@ -41,7 +44,14 @@ the same number: the reference is grpc-gateway using every worker alike. Two, no
 default): on one connection at c=64 the server now and then refused streams (REFUSED_STREAM, a
 503 from the gateway) on this loaded machine; two cost the same CPU per request as one, sixteen
 cost 15 % more (fewer streams per connection)."""
-BALANCE_TRIES = 20
+BRIDGE_CONNECTIONS = int(
+    os.environ.get("CHECKPOINT_REST_UPSTREAM_CONNECTIONS", DEFAULT_UPSTREAM_CONNECTIONS)
+)
+"""The bridge's --upstream-connections: its default, or the environment's (to compare others),
+given explicitly so the row names it."""
+BALANCE_TRIES = 40
+"""Starts until an even spread. Each bridge worker's connections must spread evenly on their
+own (one row each): with 2 workers of 4 connections that is 14 % of the starts."""
 
 
 def measure(bench: Bench, small: SeededStore, tokens: Path, gateway: Path) -> None:
@@ -87,9 +97,36 @@ def _service(
     )
     started = [server]
     try:
-        gateway, gateway_address = _balanced_gateway(bench, server, address, n, gateway_binary)
+        port = int(address.rsplit(":", 1)[1])
+
+        def gateway_start() -> tuple[procs.Proc, str]:
+            connections = CONNECTIONS_PER_WORKER * n
+            return grpc_gateway.start(
+                f"gateway-w{n}", gateway_binary, address, s.work_dir, connections
+            )
+
+        def bridge_start() -> tuple[procs.Proc, str]:
+            extra = ("--upstream-connections", str(BRIDGE_CONNECTIONS))
+            bridge, at = start_bridge(f"bridge-w{n}", address, s.work_dir, extra=extra, workers=n)
+            return bridge, f"127.0.0.1:{at}"
+
+        gateway, gateway_address, gateway_spread = _balanced(
+            bench,
+            "grpc-gateway",
+            gateway_start,
+            server=server,
+            port=port,
+            connections=[CONNECTIONS_PER_WORKER * n],
+        )
         started.append(gateway)
-        bridge, bridge_port = start_bridge(f"bridge-w{n}", address, s.work_dir, workers=n)
+        bridge, bridge_address, bridge_spread = _balanced(
+            bench,
+            "bridge",
+            bridge_start,
+            server=server,
+            port=port,
+            connections=[BRIDGE_CONNECTIONS] * n,
+        )
         started.append(bridge)
         path = f"/v1/checkpoints/{small.sample_id}"
         doors = (  # key, what, URL, serving processes, envelope of the answer
@@ -102,15 +139,15 @@ def _service(
             ),
             (
                 f"gateway-w{n}",
-                "grpc-gateway (Go) -> server",
+                f"grpc-gateway (Go) -> server, connections {gateway_spread}",
                 f"http://{gateway_address}{path}",
                 [server, gateway],
                 "",
             ),
             (
                 f"rest-bridge-w{n}",
-                "bridge -> server",
-                f"http://127.0.0.1:{bridge_port}{path}",
+                f"bridge -> server, connections {bridge_spread}",
+                f"http://{bridge_address}{path}",
                 [server, bridge],
                 "data",
             ),
@@ -128,49 +165,55 @@ def _service(
         for key, what, url, serving, _ in doors:
             label = f"{_workers(n)}: REST by id, {what}"
             bench.measure(key, label, "rest", Target(url, serving), CONCURRENCY)
+        if s.profile:  # the bridge's workers, to compare 1 and 2 of them
+            key, _, url, serving, _ = doors[-1]
+            bench.profile(key, Target(url, serving), [bridge])
     finally:
         for proc in reversed(started):
             proc.stop()
 
 
-def _balanced_gateway(
-    bench: Bench, server: procs.Proc, address: str, workers: int, binary: Path
-) -> tuple[procs.Proc, str]:
-    """The gateway in front of address, its connections spread over the server's workers.
+def _balanced(
+    bench: Bench,
+    what: str,
+    start: Callable[[], tuple[procs.Proc, str]],
+    *,
+    server: procs.Proc,
+    port: int,
+    connections: list[int],
+) -> tuple[procs.Proc, str, list[list[int]]]:
+    """A client of the server (the gateway, the bridge) started until each of its processes'
+    connections (connections[i] for its i-th) spread evenly over the server's workers, as the
+    kernel hands each connection to one worker by a hash: the process, its HOST:PORT, and the
+    spread (a row per client process, a column per server worker).
 
     Raises:
         RuntimeError: no even spread in BALANCE_TRIES starts, or it never connected.
     """
-    port = int(address.rsplit(":", 1)[1])
-    connections = CONNECTIONS_PER_WORKER * workers
-    counts: list[int] = []
+    spread: list[list[int]] = []
     for attempt in range(1, BALANCE_TRIES + 1):
-        gateway, gateway_address = grpc_gateway.start(
-            f"gateway-w{workers}", binary, address, bench.settings.work_dir, connections
-        )
+        client, client_address = start()
         deadline = time.monotonic() + procs.START_TIMEOUT
-        counts = []
         while time.monotonic() < deadline:
-            counts = procs.connections_by_child(server, port) if workers > 1 else [connections]
-            if sum(counts) >= connections:
+            spread = procs.connection_matrix(client, server, port)
+            if [sum(row) for row in spread] == connections:
                 break
             time.sleep(0.1)
-        if sum(counts) < connections:
-            gateway.stop()
+        if [sum(row) for row in spread] != connections:
+            client.stop()
             raise RuntimeError(
-                f"grpc-gateway opened {sum(counts)} of {connections} connections to "
-                f"{address}\n{gateway.tail()}"
+                f"{what} opened {spread} connections to port {port}, not {connections}\n"
+                f"{client.tail()}"
             )
-        if len(set(counts)) == 1:
+        if all(len(set(row)) == 1 for row in spread):
             bench.notes.append(
-                f"grpc-gateway, {connections} connections to {_workers(workers)}: "
-                f"per worker {counts} (start {attempt})"
+                f"{what}: connections per process and server worker {spread} (start {attempt})"
             )
-            return gateway, gateway_address
-        gateway.stop()
+            return client, client_address, spread
+        client.stop()
     raise RuntimeError(
-        f"grpc-gateway's {connections} connections never spread evenly over {workers} workers "
-        f"in {BALANCE_TRIES} starts (last: {counts})"
+        f"{what}'s connections never spread evenly over the server's workers in "
+        f"{BALANCE_TRIES} starts (last: {spread})"
     )
 
 

@@ -13,7 +13,7 @@ from checkpoint_prometheus import new_registry, serve_metrics
 from rest_bridge.access_log import start_access_lines
 from rest_bridge.app import create_app
 from rest_bridge.certs import CertificateError
-from rest_bridge.config import BridgeConfig
+from rest_bridge.config import DEFAULT_UPSTREAM_CONNECTIONS, BridgeConfig
 from rest_bridge.descriptor_set import DEFAULT_SERVICES, SchemaError
 from rest_bridge.edge_io import EdgeLimits
 from rest_bridge.edge_options import UPSTREAM_TLS_OPTIONS, edge_limits, edge_options, tls_options
@@ -79,6 +79,15 @@ def upstream_files(args: argparse.Namespace) -> UpstreamFiles | None:
     return files
 
 
+def upstream_connections(given: int, reflect: bool) -> int:
+    """--upstream-connections, 0 resolved: one with --reflect (the schema is one server's, and
+    connections to servers of different schemas, as in a rolling change, would mix them),
+    else DEFAULT_UPSTREAM_CONNECTIONS (docs/decisions.md)."""
+    if given:
+        return given
+    return 1 if reflect else DEFAULT_UPSTREAM_CONNECTIONS
+
+
 def http_tls(args: argparse.Namespace) -> HttpTls | None:
     """The HTTPS listener's TLS, when --tls-cert and --tls-key are given.
 
@@ -139,7 +148,9 @@ async def serve(
             config.metrics_listen, registry, "--metrics-listen", reuse_port=group is not None
         )
         print(f"checkpoint-rest-bridge: serving metrics on {endpoint.url}", flush=True)
-    upstream = UpstreamChannel(config.upstream, upstream_tls, CHANNEL_OPTIONS)
+    upstream = UpstreamChannel(
+        config.upstream, upstream_tls, CHANNEL_OPTIONS, config.upstream_connections
+    )
     async with upstream as channel:
         load, source = schema_loader(config, channel)
         # A descriptor set must load at start; reflection may wait for its upstream.
@@ -204,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--reflect and --descriptor-set exclude each other")
     if args.reflect_interval < 0:
         parser.error("--reflect-interval must be 0 or more")
+    if args.upstream_connections < 0:
+        parser.error("--upstream-connections must be 0 (automatic) or more")
     setup_logging(args.log_format, args.log_level)
     start_access_lines()
     try:
@@ -216,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BridgeConfig(
         listen=args.listen,
         upstream=args.upstream,
+        upstream_connections=upstream_connections(args.upstream_connections, args.reflect),
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_in_flight=args.max_in_flight,

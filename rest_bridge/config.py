@@ -18,12 +18,16 @@ DEFAULT_MAX_CONNECTIONS = 1000
 KEEP_ALIVE_SECONDS = 5.0
 """An idle kept-alive connection (HTTP/1.1, or HTTP/2 without open streams) closes after this."""
 DEFAULT_HEARTBEAT = 15.0
+DEFAULT_UPSTREAM_CONNECTIONS = 4
+"""TCP connections of each bridge worker to the upstream (docs/decisions.md: measured)."""
 
 
 @dataclass(frozen=True, slots=True)
 class BridgeConfig:
     listen: str = DEFAULT_LISTEN
     upstream: str = DEFAULT_UPSTREAM
+    upstream_connections: int = DEFAULT_UPSTREAM_CONNECTIONS
+    """TCP connections to upstream, each call over the one with the fewest calls open."""
     timeout: float = DEFAULT_TIMEOUT
     """Deadline of every gRPC call, in seconds; a Grpc-Timeout header may only shorten it."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

@@ -22,6 +22,7 @@ from rest_bridge.config import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
     DEFAULT_UPSTREAM,
+    DEFAULT_UPSTREAM_CONNECTIONS,
 )
 from rest_bridge.cors import OriginsAction, parse_origins
 from rest_bridge.descriptor_set import DEFAULT_SERVICES
@@ -104,6 +105,15 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
         "HOST:PORT of the gRPC server",
         env="CHECKPOINT_UPSTREAM",
         default=DEFAULT_UPSTREAM,
+    ),
+    Option(
+        "--upstream-connections",
+        "TCP connections of each worker to the gRPC server, each call sent over the one with "
+        "the fewest calls open (a server with --workers gives each connection to one worker); "
+        f"0: {DEFAULT_UPSTREAM_CONNECTIONS}, or 1 with --reflect",
+        env="CHECKPOINT_REST_UPSTREAM_CONNECTIONS",
+        default=0,
+        type=int,
     ),
     Option(
         "--timeout",

@@ -8,6 +8,9 @@ calls started after a reload open new connections with the new files, while call
 way (long watch streams too) finish on the channel they started on. A replaced channel is closed
 once its last call has ended, or after RETIRE_GRACE seconds at the latest. Files that cannot be
 used keep the channel in use, as the listener's own reload keeps its certificate.
+
+The channel is `connections` grpc channels, each its own TCP connection, with each call sent
+over the one with the fewest calls open (rest_bridge.upstream_lanes); a reload replaces them all.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, cast
 import grpc
 
 from rest_bridge.tls import UpstreamFiles
+from rest_bridge.upstream_lanes import LOCAL_POOL, Lanes
 
 RETIRE_GRACE = 3600.0
 """Seconds a replaced channel's calls may still run (a watch stream can last hours); calls still
@@ -31,12 +35,20 @@ Options = Sequence[tuple[str, Any]]
 class UpstreamChannel(grpc.aio.Channel):
     """A channel to target that can be replaced under the calls (see the module docstring)."""
 
-    def __init__(self, target: str, files: UpstreamFiles | None, options: Options = ()) -> None:
-        """Raises CertificateError when a TLS file cannot be used."""
-        self._target, self._files, self._options = target, files, tuple(options)
+    def __init__(
+        self,
+        target: str,
+        files: UpstreamFiles | None,
+        options: Options = (),
+        connections: int = 1,
+    ) -> None:
+        """Raises CertificateError when a TLS file cannot be used, ValueError when connections
+        is under 1."""
+        self._target, self._files, self._options = target, files, (*options, LOCAL_POOL)
+        self._connections = connections
         self._pem = files.read() if files is not None else None
-        self.current = self._open()
-        self._retiring: dict[grpc.aio.Channel, asyncio.Task[None]] = {}
+        self.current = Lanes(self._open, connections)
+        self._retiring: dict[Lanes, asyncio.Task[None]] = {}
         """Replaced channels still closing (waiting for their calls), with their closing task."""
         self._replaced = asyncio.Event()
         """Set, and replaced by a fresh one, each time the current channel changes."""
@@ -62,7 +74,7 @@ class UpstreamChannel(grpc.aio.Channel):
         if pem == self._pem:
             return False
         self._pem = pem
-        old, self.current = self.current, self._open()
+        old, self.current = self.current, Lanes(self._open, self._connections)
         replaced, self._replaced = self._replaced, asyncio.Event()
         replaced.set()
         task = asyncio.get_running_loop().create_task(old.close(RETIRE_GRACE))
@@ -114,16 +126,16 @@ class UpstreamChannel(grpc.aio.Channel):
         )
         return cast(grpc.aio.StreamStreamMultiCallable[Any, Any], follow)
 
-    # connectivity: the current channel's
+    # connectivity: the current lanes' (READY while any of them is)
 
     def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
         return self.current.get_state(try_to_connect)
 
     async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
-        """Until the current channel's state changes, or the channel is replaced (a new
-        channel's state is a change too)."""
+        """Until a current lane's state changes from what get_state saw, or the lanes are
+        replaced (new lanes' state is a change too)."""
         replaced = asyncio.ensure_future(self._replaced.wait())
-        changed = asyncio.ensure_future(self.current.wait_for_state_change(last_observed_state))
+        changed = asyncio.ensure_future(self.current.wait_for_state_change())
         try:
             await asyncio.wait((replaced, changed), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -153,10 +165,10 @@ class UpstreamChannel(grpc.aio.Channel):
 
 
 class _Following:
-    """A multicallable of whichever channel is current when a call starts (made once per
-    channel, so a call costs one identity check more than the channel's own)."""
+    """A multicallable of whichever lanes are current when a call starts, over the lane they
+    pick (the lanes' multicallables are made once per set of lanes)."""
 
-    __slots__ = ("_call", "_channel", "_kind", "_method", "_request", "_response", "_upstream")
+    __slots__ = ("_calls", "_kind", "_lanes", "_method", "_request", "_response", "_upstream")
 
     def __init__(
         self,
@@ -168,17 +180,29 @@ class _Following:
     ) -> None:
         self._upstream, self._kind, self._method = upstream, kind, method
         self._request, self._response = request, response
-        self._channel: grpc.aio.Channel | None = None
-        self._call: Any = None
+        self._lanes: Lanes | None = None
+        self._calls: tuple[Any, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        channel = self._upstream.current
-        if channel is not self._channel:
-            make = getattr(channel, self._kind)
-            self._call = make(
-                self._method,
-                request_serializer=self._request,
-                response_deserializer=self._response,
+        lanes = self._upstream.current
+        if lanes is not self._lanes:
+            self._calls = tuple(
+                getattr(channel, self._kind)(
+                    self._method,
+                    request_serializer=self._request,
+                    response_deserializer=self._response,
+                )
+                for channel in lanes.channels
             )
-            self._channel = channel
-        return self._call(*args, **kwargs)
+            self._lanes = lanes
+        calls = self._calls
+        if len(calls) == 1:
+            return calls[0](*args, **kwargs)
+        index = lanes.pick()
+        try:
+            call = calls[index](*args, **kwargs)
+        except BaseException:
+            lanes.release(index)
+            raise
+        call.add_done_callback(lanes.done[index])
+        return call

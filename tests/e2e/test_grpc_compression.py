@@ -66,6 +66,7 @@ def _pump(src: socket.socket, dst: socket.socket, log: bytearray) -> None:
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        src.close()  # each socket is the src of one pump: closed once, by its reader
 
 
 def message_flags(stream: bytes) -> list[int]:
