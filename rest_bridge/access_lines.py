@@ -3,7 +3,8 @@
 A record, its handler chain and the JSON encoder cost 20-30 µs per line; a request through the
 bridge writes two. `line_writer` builds, once per kind of line, a function that formats the line
 from a template made at start (the time, the values, escaped by the C string encoder) and
-writes it to the stream `setup_logging` gave the root logger, under that handler's lock. The line
+hands it to the handler `setup_logging` gave the root logger, which writes access lines in
+batches (rest_bridge.batched_handler: a write per line cost more than making it). The line
 is the one the formatters of rest_bridge.logs would write for the same record, key for key (a
 test holds them equal), and it passes `redact` as every line does.
 
@@ -48,7 +49,7 @@ def line_writer(event: str, keys: Sequence[str]) -> LineWriter | None:
         return None
     root = logging.getLogger()
     handler, log_format = output
-    only, lock = [handler], handler.lock
+    only = [handler]
     if log_format == "json":
         head = '{"time": "'
         fields = "".join(f', "{key}": %s' for key in keys)
@@ -64,13 +65,7 @@ def line_writer(event: str, keys: Sequence[str]) -> LineWriter | None:
         if root.handlers != only:
             return False
         body = template % tuple(map(encode, values))
-        line = redact(f"{head}{rfc3339(time.time())}{body}") + handler.terminator
-        if lock is None:  # pragma: no cover (a StreamHandler always has one)
-            return False
-        with lock:  # as StreamHandler.emit: one write, then a flush (the line is out now)
-            stream = handler.stream
-            stream.write(line)
-            stream.flush()
+        handler.write_soon(redact(f"{head}{rfc3339(time.time())}{body}") + handler.terminator)
         return True
 
     return write

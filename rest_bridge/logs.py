@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 
+from rest_bridge.batched_handler import BatchedStreamHandler
 from rest_bridge.options import Option
 from rest_bridge.trace_ids import CURRENT
 
@@ -172,12 +173,12 @@ def resolve_format(chosen: str | None, stream: TextIO) -> str:
     return "text" if stream.isatty() else "json"
 
 
-_installed: list[tuple[logging.StreamHandler[TextIO], str] | None] = [None]
+_installed: list[tuple[BatchedStreamHandler, str] | None] = [None]
 """The root handler setup_logging installed and its format (rest_bridge.access_lines writes
 access lines to it directly)."""
 
 
-def installed_output() -> tuple[logging.StreamHandler[TextIO], str] | None:
+def installed_output() -> tuple[BatchedStreamHandler, str] | None:
     """The handler setup_logging gave the root logger and its format; None before set-up."""
     return _installed[0]
 
@@ -186,7 +187,7 @@ def setup_logging(log_format: str | None, level: str, stream: TextIO | None = No
     """Send every logger's records to stream (stderr) in one format at one level; the format."""
     out = sys.stderr if stream is None else stream
     chosen = resolve_format(log_format, out)
-    handler = logging.StreamHandler(out)
+    handler = BatchedStreamHandler(out)
     handler.setFormatter(FORMATTERS[chosen]())
     _installed[0] = (handler, chosen)
     root = logging.getLogger()

@@ -31,6 +31,7 @@ from tests.e2e import (
     Bridge,
     GrpcServer,
     Process,
+    Tokens,
     bearer,
     create_token,
     http_client,
@@ -304,3 +305,33 @@ def test_no_token_or_body_reaches_a_log_at_debug_level(observed: Observed) -> No
 
 def _whole(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_every_access_line_is_written_soon_and_none_is_lost_at_shutdown(
+    e2e_dir: Path, e2e_tokens: Tokens, e2e_database: str
+) -> None:
+    """Access lines go out in batches: each call's line is in the log within a second of its
+    answer, and after SIGTERM every call has its line (none is left in the batch)."""
+    server = start_server(
+        "batched-lines", e2e_dir, e2e_database, e2e_tokens.path, extra=["--rate-limit", "0"]
+    )
+    try:
+        metadata = (("authorization", f"Bearer {e2e_tokens.read}"),)
+        with grpc.insecure_channel(server.address) as channel:
+            stub = svc_grpc.CheckpointServiceStub(channel)
+            request = svc.GetCheckpointRequest(checkpoint_id=EXAMPLE_ID)
+            stub.GetCheckpoint(request, metadata=(*metadata, ("x-request-id", "soon-1")))
+            answered = time.monotonic()
+            while not _access(server.process, "soon-1"):
+                assert time.monotonic() - answered < 1.0, "the access line was held too long"
+                time.sleep(0.02)
+            for i in range(40):
+                rid = ("x-request-id", f"held-{i}")
+                stub.GetCheckpoint(request, metadata=(*metadata, rid))
+        assert server.process.stop() == 0
+    finally:
+        server.process.stop()
+    held = {
+        line["request_id"] for line in _lines(server.process) if line.get("event") == "grpc_call"
+    }
+    assert {f"held-{i}" for i in range(40)} <= held
