@@ -13,6 +13,7 @@ connection without open streams closes after the keep-alive time with GOAWAY.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -204,15 +205,15 @@ class Http2Protocol(asyncio.Protocol):
             self._malformed(stream, sending=True)
 
     def _malformed(self, stream: _Stream, sending: bool) -> None:
-        """A body longer or shorter than its content-length: the app's stream is reset for it
-        (it reads a disconnect, its answer goes nowhere, nothing reaches the upstream) and 400
-        answers on a fresh one of the same id, which then resets the client's side if open."""
+        """A body not of its content-length: the app reads a disconnect (its answer goes nowhere,
+        nothing goes upstream); 400 answers on a fresh stream of the id, then RST if open."""
         stream.reset = True
         stream.event.set()
         self._acknowledge(stream.id, stream.pending)
         stream.pending = 0
         if stream.headers_sent:  # the app answered already: only a reset can say it now
-            self.conn.reset_stream(stream.id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):  # its answer was whole
+                self.conn.reset_stream(stream.id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
         answering = self.streams[stream.id] = _Stream(stream.id)
         answering.ended = answering.body_done = True

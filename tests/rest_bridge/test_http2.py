@@ -492,3 +492,31 @@ async def test_a_body_past_its_content_length_mid_stream_is_400_and_the_rest_is_
 async def echo_answer(send: Any, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
+
+
+async def test_a_short_body_after_a_whole_answer_leaves_the_connection_serving() -> None:
+    """The app answered before the body ended; a body then shorter than its content-length has
+    nothing left to refuse on its stream (no error escapes, the next request is served)."""
+
+    async def early(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await echo_answer(send, b"early")
+
+    peer = Peer(early)
+    stream = peer.client.get_next_available_stream_id()
+    peer.client.send_headers(
+        stream,
+        [
+            *((b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http")),
+            *((b":authority", b"x"), (b"content-length", b"10")),
+        ],
+    )
+    peer.pump()
+    await peer.settle()
+    assert peer.answer(stream) == (200, b"early")
+    peer.client.send_data(stream, b"abc", end_stream=True)
+    peer.pump()
+    await peer.settle()
+    good = peer.request(b"/y")
+    await peer.settle()
+    assert peer.answer(good) == (200, b"early")
+    assert not peer.transport.closed
