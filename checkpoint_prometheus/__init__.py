@@ -7,6 +7,7 @@ HTTP), so dashboards and alerts written for those work here unchanged.
 
 from __future__ import annotations
 
+from checkpoint_prometheus.calls import CallSeries
 from checkpoint_prometheus.conventions import (
     GO_BUCKETS,
     GRPC_LABELS,
@@ -22,6 +23,7 @@ __all__ = [
     "GRPC_LABELS",
     "SERVER_STREAM",
     "UNARY",
+    "CallSeries",
     "MetricsEndpoint",
     "code_name",
     "new_registry",

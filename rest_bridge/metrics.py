@@ -27,8 +27,8 @@ from checkpoint_prometheus import (
     GRPC_LABELS,
     SERVER_STREAM,
     UNARY,
+    CallSeries,
     code_name,
-    split_method,
 )
 from checkpoint_prometheus.families import Counter, Gauge, Histogram
 from rest_bridge.access_log import ROUTE_KEY
@@ -92,11 +92,8 @@ class BridgeMetrics:
         """call (a multicallable), counted and timed as an upstream call of full_method."""
         if streaming:
             return self._client_stream(full_method, call)
-        service, method = split_method(full_method)
-        labels = (UNARY, service, method)
-        started = self.client_started.labels(*labels)
-        handling = self.client_handling.labels(*labels)
-        handled: dict[str, Any] = {}
+        series = self._series(UNARY, full_method)
+        started, finish = series.started, series.finish
 
         async def measure(inner: Any) -> Any:
             started.inc()
@@ -110,11 +107,7 @@ class BridgeMetrics:
                 code = code_name(exc.code())
                 raise
             finally:
-                handling.observe(time.perf_counter() - began)
-                counter = handled.get(code)
-                if counter is None:
-                    counter = handled[code] = self.client_handled.labels(*labels, code)
-                counter.inc()
+                finish(code, began)
 
         def observed(request: Any, **kwargs: Any) -> ObservedCall:
             inner = call(request, **kwargs)
@@ -122,20 +115,21 @@ class BridgeMetrics:
 
         return observed
 
+    def _series(self, grpc_type: str, full_method: str) -> CallSeries:
+        return CallSeries(
+            self.client_started, self.client_handled, self.client_handling, grpc_type, full_method
+        )
+
     def _client_stream(self, full_method: str, call: Callable[..., Any]) -> UnaryCall:
         """call (a server-streaming multicallable), counted as go-grpc-prometheus counts a
         client stream: started when it opens, handled with its code and timed when it ends
         (by the client's cancel too: Canceled), so a watch is one call over its whole life."""
-        service, method = split_method(full_method)
-        labels = (SERVER_STREAM, service, method)
-        started = self.client_started.labels(*labels)
-        handling = self.client_handling.labels(*labels)
+        series = self._series(SERVER_STREAM, full_method)
+        started, finish = series.started, series.finish
         recording: set[asyncio.Task[None]] = set()
 
         async def record(ended: Any, began: float) -> None:
-            code = "Canceled" if ended.cancelled() else code_name(await ended.code())
-            handling.observe(time.perf_counter() - began)
-            self.client_handled.labels(*labels, code).inc()
+            finish("Canceled" if ended.cancelled() else code_name(await ended.code()), began)
 
         def done(ended: Any, began: float) -> None:
             task = asyncio.ensure_future(record(ended, began))

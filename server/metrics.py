@@ -24,10 +24,10 @@ from checkpoint_prometheus import (
     GRPC_LABELS,
     SERVER_STREAM,
     UNARY,
+    CallSeries,
     code_name,
-    split_method,
 )
-from checkpoint_prometheus.families import Counter, CounterChild, Histogram
+from checkpoint_prometheus.families import Counter, Histogram
 from server.errors import RateLimited
 from server.ratelimit import Limiter
 
@@ -83,25 +83,10 @@ class ServerMetrics:
             registry=registry,
         )
 
-    def _finisher(self, grpc_type: str, full_method: str) -> tuple[CounterChild, Finish]:
-        """The started counter of one method, and what records its end with a code."""
-        service, method = split_method(full_method)
-        labels = (grpc_type, service, method)
-        handling = self.handling.labels(*labels)
-        handled: dict[str, Any] = {}
-
-        def finish(code: str, began: float) -> None:
-            handling.observe(time.perf_counter() - began)
-            counter = handled.get(code)
-            if counter is None:
-                counter = handled[code] = self.handled.labels(*labels, code)
-            counter.inc()
-
-        return self.started.labels(*labels), finish
-
     def observe(self, full_method: str, behavior: Behavior) -> Behavior:
         """behavior, counted and timed as one unary call of full_method."""
-        started, finish = self._finisher(UNARY, full_method)
+        series = CallSeries(self.started, self.handled, self.handling, UNARY, full_method)
+        started, finish = series.started, series.finish
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started.inc()
@@ -119,7 +104,8 @@ class ServerMetrics:
     def observe_stream(self, full_method: str, behavior: StreamBehavior) -> StreamBehavior:
         """behavior, counted and timed as one server stream of full_method, from its start to
         its end (go-grpc-prometheus times a stream's whole life the same way)."""
-        started, finish = self._finisher(SERVER_STREAM, full_method)
+        series = CallSeries(self.started, self.handled, self.handling, SERVER_STREAM, full_method)
+        started, finish = series.started, series.finish
 
         async def observed(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -139,10 +125,6 @@ class ServerMetrics:
     def count_refusals(self, limiter: Limiter) -> Limiter:
         """limiter, counting in checkpoint_rate_limited_total each call it refuses."""
         return _CountingLimiter(limiter, self.rate_limited)
-
-
-Finish = Callable[[str, float], None]
-"""Records one call's end: its grpc_code and when it began (perf_counter)."""
 
 
 def _ended_code(err: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
