@@ -102,36 +102,14 @@ class Bench:
         concurrencies: Sequence[int] | None = None,
     ) -> Row:
         """Warm up, then one run per concurrency (the settings' unless given), with each serving
-        process's CPU per request."""
-        row = Row(key, label, kind)
-        print(f"bench: {label}", file=sys.stderr, flush=True)
-        self._load(target, 16, self.settings.warmup)
-        for concurrency in concurrencies or self.settings.concurrencies:
-            time.sleep(SETTLE)
-            before = {p.name: p.cpu_seconds() for p in target.serving}
-            workers_before = {p.name: p.worker_cpu_seconds() for p in target.serving}
-            result = self._load(target, concurrency, self.settings.seconds)
-            row.results[concurrency] = result
-            row.cpu_us[concurrency] = {
-                p.name: (p.cpu_seconds() - before[p.name]) * 1e6 / max(result.requests, 1)
-                for p in target.serving
-            }
-            row.worker_shares[concurrency] = {
-                p.name: shares
-                for p in target.serving
-                if len(shares := _shares(workers_before[p.name], p.worker_cpu_seconds())) > 1
-            }
-            print(
-                f"bench:   c={concurrency:<3} {result.rps:8.0f} req/s  p50 {result.p50_ms:.2f} ms"
-                f"  p99 {result.p99_ms:.2f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-        self.rows.append(row)
-        return row
+        process's CPU per request: a row compared with nothing, one round of its own."""
+        return self.measure_interleaved([(key, label, kind, target)], 1, concurrencies)[0]
 
     def measure_interleaved(
-        self, rows: Sequence[tuple[str, str, str, Target]], rounds: int = INTERLEAVED_ROUNDS
+        self,
+        rows: Sequence[tuple[str, str, str, Target]],
+        rounds: int = INTERLEAVED_ROUNDS,
+        concurrencies: Sequence[int] | None = None,
     ) -> list[Row]:
         """Rows that are compared with each other (key, label, kind, target; their processes
         all started), measured in alternating rounds: per concurrency, `rounds` loads of
@@ -139,14 +117,16 @@ class Bench:
         burst on a shared machine falls on all of them alike instead of on whichever ran then.
 
         A row's figures are its rounds together: requests and CPU summed (so req/s and CPU per
-        request are over all its time), percentiles the median of its rounds'.
+        request are over all its time), percentiles the median of its rounds'. Concurrencies
+        are the settings' unless given.
         """
         made = [Row(key, label, kind) for key, label, kind, _ in rows]
+        how = f" (interleaved, {rounds} rounds)" if rounds > 1 else ""
         for _, label, _, target in rows:
-            print(f"bench: {label} (interleaved, {rounds} rounds)", file=sys.stderr, flush=True)
+            print(f"bench: {label}{how}", file=sys.stderr, flush=True)
             self._load(target, 16, self.settings.warmup)
         share = self.settings.seconds / rounds
-        for concurrency in self.settings.concurrencies:
+        for concurrency in concurrencies or self.settings.concurrencies:
             results: list[list[loads.LoadResult]] = [[] for _ in rows]
             cpu: list[dict[str, float]] = [{} for _ in rows]
             workers: list[dict[str, dict[int, float]]] = [{} for _ in rows]

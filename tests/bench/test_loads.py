@@ -45,3 +45,10 @@ def test_median_percentiles_ignore_one_disturbed_round() -> None:
 def test_no_rounds_is_an_error() -> None:
     with pytest.raises(loads.LoadError):
         loads.combine([])
+
+
+def test_one_round_is_the_load_as_its_tool_measured_it() -> None:
+    """A row measured alone (Bench.measure) keeps the tool's own rate, not one recomputed."""
+    alone = _round(2.0, 1000, 4.0)
+    alone = loads.LoadResult(**{**alone.as_dict(), "rps": 503.2})
+    assert loads.combine([alone]) is alone
