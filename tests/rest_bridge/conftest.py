@@ -1,9 +1,10 @@
-"""Fixtures shared by this package's unit tests: the anyio backend for async tests, and the
-in-process upstream and bridge of tests.rest_bridge.upstream."""
+"""Fixtures shared by this package's unit tests: the anyio backend for async tests, the
+in-process upstream and bridge of tests.rest_bridge.upstream, and the root logger restored."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -30,3 +31,14 @@ async def asgi_bridge(upstream: Upstream) -> AsyncIterator[Bridge]:
     Named apart from tests/conftest.py's `bridge`, the subprocess bridge of the e2e suite."""
     async with open_bridge(upstream.address) as opened:
         yield opened
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    """The root logger's handlers and level as they were, after the test (set-up replaces them)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)

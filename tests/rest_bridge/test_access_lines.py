@@ -48,14 +48,9 @@ CALL: dict[str, Any] = {
 
 
 @pytest.fixture
-def direct() -> Iterator[None]:
+def direct(restore_root: None) -> Iterator[None]:
     """After the test: the root logger as it was, and both halves logging through records."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
     bridge_access._direct[0] = None
     server_access.use_writer(None)
 

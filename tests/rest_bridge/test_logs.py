@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -102,17 +101,6 @@ def test_the_flags_read_the_environment_and_refuse_bad_values(
         with pytest.raises(SystemExit):
             _parse(argv, environ)
     assert "must be one of" in capsys.readouterr().err
-
-
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    """The root logger's handlers and level as they were, after the test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_root")
