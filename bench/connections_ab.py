@@ -11,12 +11,14 @@ Prints each run and the medians over the rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from bench import REPO, loads, procs
+from bench.rows import cpu_per_request
 from bench.seed import seeded_store
 from bench.serving import serve, start_bridge
 from server.tokens import READ_SCOPE, create_token
@@ -58,21 +60,18 @@ def main() -> None:
         path = f"/v1/checkpoints/{small.sample_id}"
         for round_ in range(args.rounds):
             for count, (bridge, base) in bridges.items():
-                time.sleep(0.3)
-                before = bridge.cpu_seconds(), server.cpu_seconds()
-                done = loads.wrk(
-                    base + path,
-                    concurrency=CONCURRENCY,
-                    seconds=args.seconds,
-                    headers=auth,
-                    work_dir=work,
+                done, (bridge_us, server_us) = cpu_per_request(
+                    (bridge, server),
+                    functools.partial(
+                        loads.wrk,
+                        base + path,
+                        concurrency=CONCURRENCY,
+                        seconds=args.seconds,
+                        headers=auth,
+                        work_dir=work,
+                    ),
                 )
-                served = max(done.requests, 1)
-                spent = (
-                    (bridge.cpu_seconds() - before[0]) * 1e6 / served,
-                    (server.cpu_seconds() - before[1]) * 1e6 / served,
-                    done.rps,
-                )
+                spent = (bridge_us, server_us, done.rps)
                 results.setdefault(count, []).append(spent)
                 print(
                     f"round {round_} {count} connections: bridge {spent[0]:.0f} µs, server "

@@ -14,15 +14,16 @@ the medians over the rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 from bench import REPO, loads, procs
+from bench.rows import cpu_per_request
 from bench.seed import seeded_store
 from bench.serving import serve
 from server.tokens import READ_SCOPE, create_token
@@ -86,21 +87,18 @@ def main() -> None:
             for name, (bridge, base) in bridges.items():
                 for protocol in ("http1.1", "h2c"):
                     load = loads.wrk if protocol == "http1.1" else loads.h2load_rest
-                    time.sleep(0.3)
-                    before = bridge.cpu_seconds(), server.cpu_seconds()
-                    done = load(
-                        base + path,
-                        concurrency=CONCURRENCY,
-                        seconds=args.seconds,
-                        headers=auth,
-                        work_dir=work,
+                    done, spent = cpu_per_request(
+                        (bridge, server),
+                        functools.partial(
+                            load,
+                            base + path,
+                            concurrency=CONCURRENCY,
+                            seconds=args.seconds,
+                            headers=auth,
+                            work_dir=work,
+                        ),
                     )
-                    count = max(done.requests, 1)
-                    spent = (
-                        (bridge.cpu_seconds() - before[0]) * 1e6 / count,
-                        (server.cpu_seconds() - before[1]) * 1e6 / count,
-                    )
-                    results.setdefault(f"{name} {protocol}", []).append(spent)
+                    results.setdefault(f"{name} {protocol}", []).append((spent[0], spent[1]))
                     print(
                         f"round {round_} {name} {protocol}: bridge {spent[0]:.0f} µs, server "
                         f"{spent[1]:.0f} µs per request, {done.rps:.0f} req/s",

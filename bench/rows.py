@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +189,19 @@ class Bench:
                 continue
             self.profiles[f"{recording.name}, self time"] = spy.top_self(raw)
             self.profiles[f"{recording.name}, project code inclusive"] = spy.top_project(raw)
+
+
+def cpu_per_request(
+    processes: Sequence[procs.Proc], run: Callable[[], loads.LoadResult]
+) -> tuple[loads.LoadResult, list[float]]:
+    """run (one bounded load) after SETTLE, and each process's CPU microseconds per request it
+    served: the figure the A/B tools (bench.edge_ab, bench.connections_ab) compare."""
+    time.sleep(SETTLE)
+    before = [p.cpu_seconds() for p in processes]
+    done = run()
+    served = max(done.requests, 1)
+    spent = [(p.cpu_seconds() - b) * 1e6 / served for p, b in zip(processes, before, strict=True)]
+    return done, spent
 
 
 def _shares(before: dict[int, float], after: dict[int, float]) -> list[float]:
