@@ -19,9 +19,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from checkpoint_tracing.ids import CURRENT, continue_trace, records_nothing
 from rest_bridge.access_log import ROUTE_KEY, UNMATCHED_ROUTE, write_http
 from rest_bridge.routes import RESERVED_PATHS
-from rest_bridge.trace_ids import CURRENT, continue_trace, records_nothing
 
 _tracer = trace.get_tracer("rest_bridge")
 _propagator = TraceContextTextMapPropagator()
@@ -113,7 +113,7 @@ class HttpObserver:
     async def _with_ids(
         self, scope: Scope, receive: Receive, send: Send, carrier: dict[str, str], started: float
     ) -> None:
-        """The request when nothing records: its ids current, no span (rest_bridge.trace_ids)."""
+        """The request when nothing records: its ids current, no span (checkpoint_tracing.ids)."""
         ids = continue_trace(carrier.get("traceparent"), carrier.get("tracestate"))
         token = CURRENT.set(ids)
         exchange = _Exchange()

@@ -23,9 +23,9 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 
+from checkpoint_tracing.ids import CURRENT
 from rest_bridge.batched_handler import BatchedStreamHandler
 from rest_bridge.options import Option
-from rest_bridge.trace_ids import CURRENT
 
 LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,

@@ -17,7 +17,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from rest_bridge.trace_ids import CURRENT
+from checkpoint_tracing.ids import CURRENT
 from rest_bridge.upstream_call import Call, ObservedCall
 
 _tracer = trace.get_tracer("rest_bridge")

@@ -7,7 +7,7 @@ over OTLP/HTTP in batches. Without one it is `IdsOnlyTracerProvider`: spans reco
 processor runs, yet each has real ids (continuing an incoming traceparent, keeping its sampled
 flag), so access lines carry the trace id and the next hop continues the same trace. The request
 and call observers of both halves see that provider and skip spans altogether, keeping the ids
-as strings (rest_bridge.trace_ids, server.call_observer).
+as strings (checkpoint_tracing.ids, server.call_observer).
 
 Instrumented code uses only the OpenTelemetry API (trace.get_tracer), so the server's modules
 need nothing from here; it lives in the bridge because both entry points may import the bridge.
@@ -87,7 +87,7 @@ class IdsOnlyTracerProvider(trace.NoOpTracerProvider):
     """The provider when nothing exports: one IdsOnlyTracer for every instrumentation scope.
 
     A NoOpTracerProvider, so instrumented code of both halves can tell, through the API alone,
-    that nothing records and keep plain ids instead of spans (rest_bridge.trace_ids).
+    that nothing records and keep plain ids instead of spans (checkpoint_tracing.ids).
     """
 
     def __init__(self) -> None:

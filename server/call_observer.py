@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from checkpoint_tracing.ids import continue_trace, records_nothing
 from server.access_log import write_call
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
@@ -43,7 +43,6 @@ _propagator = TraceContextTextMapPropagator()
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 # Codes that are the server's fault (OpenTelemetry's rule for gRPC server spans).
 SERVER_ERRORS = frozenset(
     {
@@ -92,10 +91,11 @@ def observed(method: str, behavior: Behavior) -> Behavior:
         given, carrier = _read(context.invocation_metadata() or ())
         rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         span: trace.Span | None = None
-        if _records_nothing():
+        if records_nothing():
             # Nothing records (no exporter): ids only, no span, nothing made current, so the
             # store makes no span either (server.traced_store).
-            ids: tuple[str, str] | None = (_caller_trace_id(carrier), _new_id(64))
+            own = continue_trace(carrier.get("traceparent"), carrier.get("tracestate"))
+            ids: tuple[str, str] | None = (own.trace_id, own.span_id)
         else:
             parent = _parent(carrier) if carrier else None
             span = _tracer.start_span(
@@ -133,38 +133,6 @@ def observed(method: str, behavior: Behavior) -> Behavior:
             )
 
     return run
-
-
-_answer: list[object] = [None, False]
-"""The last tracer provider asked about and its answer (isinstance on the API's ABCs is not
-cheap, and the provider is set once, at start)."""
-
-
-def _records_nothing() -> bool:
-    """Whether the tracer provider records no span: a no-op one (rest_bridge.tracing installs
-    such a provider, with ids, when no exporter is configured)."""
-    provider = trace.get_tracer_provider()
-    if provider is not _answer[0]:
-        _answer[:] = [provider, isinstance(provider, trace.NoOpTracerProvider)]
-    return _answer[1] is True
-
-
-def _new_id(bits: int) -> str:
-    """A random non-zero id of bits bits in hex (as the SDK's RandomIdGenerator: unique, not
-    secret)."""
-    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
-
-
-def _caller_trace_id(carrier: dict[str, str]) -> str:
-    """The trace id of the caller's trace context, or a new trace's."""
-    found = _TRACEPARENT.fullmatch(carrier.get("traceparent", "")) if len(carrier) == 1 else None
-    if found is not None and found.group(1) != _ZERO_TRACE and found.group(2) != _ZERO_SPAN:
-        return found.group(1)
-    if carrier:
-        ids = trace.get_current_span(_parent(carrier)).get_span_context()
-        if ids.is_valid:
-            return f"{ids.trace_id:032x}"
-    return _new_id(128)
 
 
 def _read(metadata: Any) -> tuple[str | None, dict[str, str]]:

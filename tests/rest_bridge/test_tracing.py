@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from rest_bridge.trace_ids import continue_trace
+from checkpoint_tracing.ids import continue_trace
 from rest_bridge.tracing import IdsOnlyTracerProvider, build_provider, exporter_configured
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}

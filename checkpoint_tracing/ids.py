@@ -1,9 +1,10 @@
-"""The bridge's trace ids when nothing records: hex strings in a context variable, no span objects.
+"""Trace ids when nothing records: hex strings in a context variable, no span objects.
 
 Without an exporter (rest_bridge.tracing installs `IdsOnlyTracerProvider`) a span would record
-nothing; all a request needs of tracing is its ids, for its access line and the traceparent it
-passes upstream. `HttpObserver` then keeps a `TraceIds` current instead of an OpenTelemetry span
-and context (about a tenth of the cost), and rest_bridge.traced_channel sends its traceparent.
+nothing; all a request or call needs of tracing is its ids, for its access line and the
+traceparent it passes on. The bridge's `HttpObserver` then keeps a `TraceIds` current instead of
+an OpenTelemetry span and context (about a tenth of the cost), rest_bridge.traced_channel sends
+its traceparent, and the server's call observer takes its call's ids from `continue_trace`.
 A plain version-00 traceparent is read here; anything else goes through the W3C propagator, so
 the ids are the ones the OpenTelemetry path would have continued.
 """
