@@ -2,7 +2,8 @@
 
 uvicorn speaks HTTP/1.1 only, so the edge hands a connection that opens with the HTTP/2 preface
 (or negotiated h2) to this protocol: the `h2` library reads the frames, HPACK and flow control
-(a response's own frames are serialized by rest_bridge.http2_frames, h2's state moved alike);
+(a request's lone HEADERS frame is read by rest_bridge.http2_inbound and a response's frames
+are serialized by rest_bridge.http2_frames, h2's state moved alike in both);
 this module maps each stream to one ASGI http scope, as uvicorn does for HTTP/1.1 (same path and
 raw_path rules, same app, same envelopes). Limits as on HTTP/1.1: a header list over
 --max-header-bytes is answered 431 with the envelope on its stream (one far over it closes the
@@ -27,7 +28,7 @@ import h2.exceptions
 import h2.settings
 from uvicorn.server import ServerState
 
-from rest_bridge import http2_frames
+from rest_bridge import http2_frames, http2_inbound
 from rest_bridge.edge_io import EdgeLimits, Slot
 from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.hpack_codec import RepeatDecoder, ResponseEncoder, cache_huffman_decoding
@@ -43,6 +44,7 @@ HEADER_ENTRY_OVERHEAD = 32
 """What HPACK (RFC 7541 section 4.1) adds per header when sizing a header list."""
 MALFORMED = ApiError.invalid("malformed HTTP request", http_status=400)
 INTERNAL = ApiError(grpc.StatusCode.INTERNAL, "internal error")
+HEAD_REQUEST = (b":method", b"HEAD")  # in a header list, even one refused: no body is read
 
 ASGIApp = Callable[..., Any]
 
@@ -147,7 +149,8 @@ class Http2Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.conn.receive_data(data)
+            taken = http2_inbound.take_headers(self.conn, data, self._on_request)
+            events = self.conn.receive_data(data[taken:]) if taken < len(data) else []
         except h2.exceptions.ProtocolError:
             self._flush()
             self._close()
@@ -155,9 +158,6 @@ class Http2Protocol(asyncio.Protocol):
         for event in events:
             self._on_event(event)
         self._flush()
-
-    def eof_received(self) -> bool:
-        return False
 
     # uvicorn's server calls this on its connections at graceful shutdown.
     def shutdown(self) -> None:
@@ -167,20 +167,13 @@ class Http2Protocol(asyncio.Protocol):
         if not self.streams:
             self._close()
 
-    # events
-
     def _on_event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
-            self._on_request(event.stream_id, event.headers or [])
+            self._on_request(event.stream_id, event.headers or [], ended=False)
         elif isinstance(event, h2.events.DataReceived):
             self._on_data(event)
         elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and not stream.length.complete():
-                self._malformed(stream, sending=False)
-            elif stream is not None:
-                stream.ended, stream.abandon = True, False
-                stream.event.set()
+            self._on_end(event.stream_id or 0)
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -191,6 +184,14 @@ class Http2Protocol(asyncio.Protocol):
             self._window = asyncio.Event()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._close()
+
+    def _on_end(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and not stream.length.complete():
+            self._malformed(stream, sending=False)
+        elif stream is not None:
+            stream.ended, stream.abandon = True, False
+            stream.event.set()
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream = self.streams.get(event.stream_id or 0)
@@ -220,7 +221,7 @@ class Http2Protocol(asyncio.Protocol):
         answering.abandon = sending
         self._spawn(answering, _answer(MALFORMED))
 
-    def _on_request(self, stream_id: int | None, headers: list[Any]) -> None:
+    def _on_request(self, stream_id: int | None, headers: list[Any], ended: bool) -> None:
         self._cancel_timer()
         if stream_id is None or self.closing:
             return
@@ -231,14 +232,16 @@ class Http2Protocol(asyncio.Protocol):
             error = ApiError.invalid(
                 f"request head larger than {self.limits.max_header_bytes} bytes", http_status=431
             )
-            self._spawn(stream, _answer(error, _asks_head(headers)))
-            return
-        checked = request_scope(headers, self.scheme, self.client, self.server, size)
-        if checked is None:
-            self._spawn(stream, _answer(MALFORMED, _asks_head(headers)))
+            self._spawn(stream, _answer(error, HEAD_REQUEST in headers))
+        elif (
+            checked := request_scope(headers, self.scheme, self.client, self.server, size)
+        ) is None:
+            self._spawn(stream, _answer(MALFORMED, HEAD_REQUEST in headers))
         else:
             scope, stream.length = checked[0], BodyLength(checked[1])
             self._spawn(stream, self.app, scope)
+        if ended:  # the fast path's HEADERS with END_STREAM (h2 sends StreamEnded after)
+            self._on_end(stream_id)
 
     def _spawn(self, stream: _Stream, app: ASGIApp, scope: dict[str, Any] | None = None) -> None:
         task = self.loop.create_task(self._run(stream, app, scope or {"type": "http"}))
@@ -378,11 +381,6 @@ class Http2Protocol(asyncio.Protocol):
 
 def _address(value: Any) -> tuple[str, int] | None:
     return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None
-
-
-def _asks_head(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether the client sent :method HEAD (so it reads no body), even in a list refused."""
-    return (b":method", b"HEAD") in headers
 
 
 def _answer(error: ApiError, head: bool = False) -> ASGIApp:

@@ -1,0 +1,83 @@
+"""The common request frame read beside h2: a lone HEADERS frame that opens a stream.
+
+Nearly every request a client sends on an open connection is one HEADERS frame (END_HEADERS,
+no padding, no priority) for a new stream id. h2 reads it through its frame buffer, a
+hyperframe object, its dispatch, the stream's header checks and two event objects: about a
+third of the HTTP/2 layer's work per request. `take_headers` reads such frames itself and moves
+h2's state exactly as h2's receive path does (connection and stream state machines, the new
+stream, the highest stream id, HPACK decoding through h2's own error mapping), handing each
+request's headers straight to the protocol. Anything else (another frame type, other flags, a
+stream id h2 would refuse, a full stream table, h2's buffer holding a partial frame or the
+preface still unread) stops the fast path: the frame and everything after it go to h2, so h2
+sees every byte in order and answers every error itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import h2.connection
+import h2.exceptions
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
+from h2.stream import StreamInputs
+
+HEADERS = 0x1
+END_STREAM, END_HEADERS = 0x1, 0x4
+_FRAME_HEADER = struct.Struct(">HBBBL")
+"""A frame header: 24-bit length (as 16 + 8 bits), type, flags, R bit and 31-bit stream id."""
+_FRAME_HEADER_SIZE = 9
+
+_READY = frozenset({ConnectionState.IDLE, ConnectionState.SERVER_OPEN})
+"""Connection states in which h2 takes a request's HEADERS without any effect but the state."""
+
+OnRequest = Callable[[int, list[tuple[bytes, bytes]], bool], None]
+"""Called per request read: its stream id, its header list and whether END_STREAM was set."""
+
+
+def _h2_idle(conn: h2.connection.H2Connection) -> bool:
+    """Whether h2 holds no input of its own: preface read, no partial frame or header block."""
+    buffer = conn.incoming_buffer
+    return not buffer._preamble_len and not buffer._data and not buffer._headers_buffer
+
+
+def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRequest) -> int:
+    """Read the request HEADERS frames at the start of data; how many bytes were read.
+
+    The caller passes data[returned:] to h2. h2's own errors (a header block HPACK cannot
+    decode) are raised as h2 raises them, after the connection is terminated as h2 would.
+
+    Raises:
+        h2.exceptions.ProtocolError: the header block does not decode.
+    """
+    if conn.state_machine.state not in _READY or not _h2_idle(conn):
+        return 0
+    offset, size = 0, len(data)
+    while size - offset >= _FRAME_HEADER_SIZE:
+        high, low, kind, flags, stream_id = _FRAME_HEADER.unpack_from(data, offset)
+        length = high << 8 | low
+        end = offset + _FRAME_HEADER_SIZE + length
+        if (
+            kind != HEADERS
+            or flags & ~END_STREAM != END_HEADERS
+            or end > size
+            or length > conn.max_inbound_frame_size
+            or not stream_id & 1  # also refuses the R bit, never set by a client
+            or stream_id <= conn.highest_inbound_stream_id
+            or conn.open_inbound_streams >= conn.local_settings.max_concurrent_streams
+        ):
+            break
+        try:
+            headers = h2.connection._decode_headers(conn.decoder, data[end - length : end])
+        except h2.exceptions.ProtocolError as error:
+            conn._terminate_connection(error.error_code)
+            raise
+        conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
+        stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+        stream.state_machine.process_input(StreamInputs.RECV_HEADERS)
+        ended = bool(flags & END_STREAM)
+        if ended:
+            stream.state_machine.process_input(StreamInputs.RECV_END_STREAM)
+        offset = end
+        on_request(stream_id, list(headers), ended)
+    return offset
