@@ -2,9 +2,12 @@
 
 One server (plaintext gRPC) and two bridges in front of it, one plaintext (loaded with wrk over
 HTTP/1.1 and with h2load over h2c with prior knowledge) and one serving HTTPS with a certificate
-made by scripts/make_certs.sh (wrk over TLS 1.3, keep-alive). The three rows are measured in
-alternating rounds (Bench.measure_interleaved) on the same processes, so their ratios compare the
-HTTP layer alone; the notes give h2c / HTTP/1.1 and HTTPS / HTTP/1.1 at each concurrency.
+made by scripts/make_certs.sh (wrk over TLS 1.3, keep-alive). h2c is loaded two ways at the same
+concurrency: one request in flight per connection (-m 1, HTTP/1.1's shape: as many connections
+as requests) and multiplexed, MUX_STREAMS requests in flight on each of concurrency / MUX_STREAMS
+connections, as HTTP/2 clients (browsers, gRPC-style clients, httpx) use it. The four rows are
+measured in alternating rounds (Bench.measure_interleaved) on the same processes, so their
+ratios compare the HTTP layer alone; the notes give each over HTTP/1.1 at each concurrency.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from bench import REPO, procs
 from bench.rows import Bench, Target
 from bench.seed import SeededStore
 from bench.serving import serve
+
+MUX_STREAMS = 8
+"""Requests in flight per connection in the multiplexed h2c row (h2load -m)."""
 
 
 def _wait_tcp_https(proc: procs.Proc, url: str, ca: Path) -> None:
@@ -81,6 +87,17 @@ def measure(bench: Bench, small: SeededStore, tokens: Path) -> None:
                     Target(f"http://127.0.0.1:{plain_port}{path}", [server, plain], h2c=True),
                 ),
                 (
+                    "edge-h2c-mux",
+                    f"REST by id, bridge, h2c multiplexed (h2load -m {MUX_STREAMS})",
+                    "rest",
+                    Target(
+                        f"http://127.0.0.1:{plain_port}{path}",
+                        [server, plain],
+                        h2c=True,
+                        streams=MUX_STREAMS,
+                    ),
+                ),
+                (
                     "edge-tls",
                     "REST by id, bridge, HTTPS TLS 1.3 (wrk)",
                     "rest",
@@ -94,7 +111,11 @@ def measure(bench: Bench, small: SeededStore, tokens: Path) -> None:
         plain.stop()
         server.stop()
     base = rows["edge-http1"].results
-    for key, what in (("edge-h2c", "h2c / HTTP/1.1"), ("edge-tls", "HTTPS / HTTP/1.1")):
+    for key, what in (
+        ("edge-h2c", "h2c (-m 1) / HTTP/1.1"),
+        ("edge-h2c-mux", f"h2c multiplexed (-m {MUX_STREAMS}) / HTTP/1.1"),
+        ("edge-tls", "HTTPS / HTTP/1.1"),
+    ):
         ratios = ", ".join(
             f"c={c}: {result.rps / base[c].rps:.2f}" for c, result in rows[key].results.items()
         )

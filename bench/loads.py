@@ -258,8 +258,10 @@ def h2load_rest(
     seconds: float,
     headers: Mapping[str, str],
     work_dir: Path,
+    streams: int = 1,
 ) -> LoadResult:
-    """GET url over h2c with prior knowledge (or h2 by ALPN for https), -c concurrency -m 1.
+    """GET url over h2c with prior knowledge (or h2 by ALPN for https), concurrency requests
+    in flight: concurrency / streams connections with streams each (-c, -m).
 
     Raises:
         LoadError: h2load failed, or any request failed, errored, timed out or was not 2xx.
@@ -267,7 +269,9 @@ def h2load_rest(
     _check_local(url)
     log = work_dir / "h2load-rest.tsv"
     log.unlink(missing_ok=True)
-    args = [_tool("h2load"), "-c", str(concurrency), "-m", "1", "-t", "1"]
+    streams = max(1, min(streams, concurrency))
+    connections = max(1, concurrency // streams)
+    args = [_tool("h2load"), "-c", str(connections), "-m", str(streams), "-t", "1"]
     args += ["-D", f"{round(seconds * 1000)}ms", f"--log-file={log}"]
     for name, value in headers.items():
         args += ["-H", f"{name.lower()}: {value}"]
@@ -277,7 +281,7 @@ def h2load_rest(
     finished = re.search(r"finished in ([0-9.]+)(m?s)", out)
     if counts is None or statuses is None or finished is None:
         raise LoadError(f"h2load printed no summary:\n{out[-2000:]}")
-    # Streams still open when the duration ends count as failed: at most one per connection.
+    # Streams still open when the duration ends count as failed: at most `streams` per connection.
     if int(counts.group(1)) - int(counts.group(2)) > concurrency or any(
         int(statuses.group(i)) for i in (2, 3, 4)
     ):

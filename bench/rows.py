@@ -57,6 +57,9 @@ class Target:
     response_bytes: int = 0
     h2c: bool = False
     """A REST URL loaded over HTTP/2 (h2load; h2c, or h2 by ALPN for https) instead of wrk."""
+    streams: int = 1
+    """With h2c: requests in flight per connection (h2load -m), the concurrency spread over
+    concurrency / streams connections; 1 gives HTTP/1.1's shape, a connection per request."""
 
 
 class Bench:
@@ -88,6 +91,7 @@ class Bench:
                 seconds=seconds,
                 headers=auth,
                 work_dir=s.work_dir,
+                streams=target.streams,
             )
         return loads.wrk(
             target.url, concurrency=concurrency, seconds=seconds, headers=auth, work_dir=s.work_dir

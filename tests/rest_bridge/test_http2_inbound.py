@@ -256,3 +256,9 @@ def test_a_preface_split_over_reads_and_requests_after_it_match_h2() -> None:
         assert taken == 0  # the preface arrived with the requests: h2 read them all
 
     asyncio.run(run())
+
+
+def test_headers_inside_an_unfinished_header_block_are_h2s_to_refuse() -> None:
+    opened = frame(0x1, 0x1, 1, Blocks().request("/a")[:3])  # no END_HEADERS: a block begins
+    intruder = frame(0x1, 0x5, 3, Blocks().request("/b"))  # decodable: nothing was indexed
+    assert both([opened, intruder]) == 0
