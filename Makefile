@@ -73,7 +73,7 @@ bench: setup ## Load the real processes with wrk and h2load, beside grpc-gateway
 BENCH_ARGS ?=
 
 fuzz: setup ## Run every atheris fuzz target for FUZZ_SECONDS each (seeds: tests/fuzz/corpus).
-	@for target in codec path query transcoder app; do \
+	@for target in codec path query transcoder app http2; do \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
 	  $(BIN)/python -m tests.fuzz.run $$target -max_total_time=$(FUZZ_SECONDS) \
 	    -dict=tests/fuzz/json.dict -print_final_stats=1 $(FUZZ_ARGS); \

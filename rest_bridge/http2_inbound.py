@@ -26,6 +26,8 @@ HEADERS = 0x1
 END_STREAM, END_HEADERS = 0x1, 0x4
 _FRAME_HEADER = struct.Struct(">HBBBL")
 """A frame header: 24-bit length (as 16 + 8 bits), type, flags, R bit and 31-bit stream id."""
+_STREAM_ID = 0x7FFFFFFF
+"""The stream id's bits: the reserved bit above them is ignored on receipt (RFC 9113 4.1)."""
 _FRAME_HEADER_SIZE = 9
 
 _READY = frozenset({ConnectionState.IDLE, ConnectionState.SERVER_OPEN})
@@ -55,14 +57,14 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
     offset, size = 0, len(data)
     while size - offset >= _FRAME_HEADER_SIZE:
         high, low, kind, flags, stream_id = _FRAME_HEADER.unpack_from(data, offset)
-        length = high << 8 | low
+        length, stream_id = high << 8 | low, stream_id & _STREAM_ID
         end = offset + _FRAME_HEADER_SIZE + length
         if (
             kind != HEADERS
             or flags & ~END_STREAM != END_HEADERS
             or end > size
             or length > conn.max_inbound_frame_size
-            or not stream_id & 1  # also refuses the R bit, never set by a client
+            or not stream_id & 1
             or stream_id <= conn.highest_inbound_stream_id
             or conn.open_inbound_streams >= conn.local_settings.max_concurrent_streams
         ):

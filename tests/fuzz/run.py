@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2:
         sys.exit("usage: python -m tests.fuzz.run TARGET [libFuzzer flags]")
     name, flags = argv[1], argv[2:]
-    with atheris.instrument_imports(include=["rest_bridge"]):
+    with atheris.instrument_imports(include=["rest_bridge", "h2", "hpack"]):
         from tests.fuzz.targets import TARGETS
     if name not in TARGETS:
         sys.exit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")

@@ -28,6 +28,7 @@ from rest_bridge.descriptors import is_well_known
 from rest_bridge.http_rule import PathDecodeError, TemplateError, parse_template
 from rest_bridge.request_mapping import parse_json, parse_query, to_request
 from rest_bridge.routes import Route, RouteTable, build_routes
+from tests import http2_wire
 from tests.fuzz.schema import checkpoint_schema, echo_schema
 from tests.fuzz.standin import StandInChannel
 
@@ -245,10 +246,21 @@ async def _serve(
     return out["status"], out["body"]
 
 
+def http2_target(data: bytes) -> None:
+    """Raw bytes after a client's preface on an HTTP/2 connection, read in two parts: no
+    exception escapes the protocol, and its fast path (rest_bridge.http2_inbound) ends where h2
+    alone ends (tests/http2_wire.py). Input: the bytes, then a byte choosing where to cut."""
+    fdp = atheris.FuzzedDataProvider(data)
+    cut = fdp.ConsumeIntInRange(0, 255)
+    wire = fdp.ConsumeBytes(fdp.remaining_bytes())
+    http2_wire.both([wire[:cut], wire[cut:]])
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "codec": codec_target,
     "path": path_target,
     "query": query_target,
     "transcoder": transcoder_target,
     "app": app_target,
+    "http2": http2_target,
 }

@@ -3,150 +3,27 @@
 Each case feeds one byte sequence, cut into chunks, to two Http2Protocols, one reading request
 HEADERS frames on its fast path and one leaving every frame to h2, and compares everything
 observable: the bytes written back, whether the connection closed, and the requests the app saw.
-One difference is allowed: h2 drops every request of a read that ends in a connection error,
-where the fast path has already handed the ones before the bad frame to the app; the
-connection closes either way (its GOAWAY names the last stream opened, which the client must
-take as possibly processed), so nothing is answered in either.
-Hypothesis draws frame sequences (requests with and without bodies, header blocks split into
-CONTINUATION, padded and prioritised HEADERS, stream ids out of order, pings, resets, window
-updates, settings, raw garbage) and cuts them at arbitrary points.
+One difference is allowed (tests/http2_wire.py, `differences`). Hypothesis draws frame
+sequences (requests with and without bodies, header blocks split into CONTINUATION, padded and
+prioritised HEADERS, stream ids out of order, pings, resets, window updates, raw garbage) and
+cuts them at arbitrary points.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import struct
-from typing import Any
 
 import h2.config
 import h2.connection
-import hpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from uvicorn.server import ServerState
 
 from rest_bridge import http2, http2_inbound
-from rest_bridge.edge_io import EdgeLimits, Gate
+from tests.http2_wire import Blocks, both, client_start, differences, frame, serve
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5), "sockname": ("127.0.0.1", 80)}.get(name, default)
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    return struct.pack(">HBBBL", len(payload) >> 8, len(payload) & 0xFF, kind, flags, stream_id) + (
-        payload
-    )
-
-
-def client_start() -> bytes:
-    client = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
-    client.initiate_connection()
-    return client.data_to_send()
-
-
-Outcome = tuple[bytes, bool, list[tuple[str, bytes]]]
-"""What one protocol did with its input: bytes out, closed, (path, body) per request seen."""
-
-
-async def serve(chunks: list[bytes], fast: bool) -> tuple[Outcome, int]:
-    """The outcome of chunks, and how many requests the fast path read."""
-    seen: list[tuple[str, bytes]] = []
-    taken = 0
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        seen.append((scope["path"], body))
-        headers = [(b"content-type", b"text/plain")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": scope["path"].encode() + body})
-
-    state = ServerState()
-    slot = Gate(10).take()
-    if slot is None:
-        raise RuntimeError("no connection slot")
-    loop = asyncio.get_running_loop()
-    protocol = http2.Http2Protocol(app, state, EdgeLimits(), slot, loop.time() + 60)
-    transport = Transport()
-    protocol.connection_made(transport)
-    original = http2_inbound.take_headers
-
-    def counted(conn: Any, data: bytes, on_request: Any) -> int:
-        def handed(*request: Any) -> None:
-            nonlocal taken
-            taken += 1
-            on_request(*request)
-
-        return original(conn, data, handed) if fast else 0  # not fast: h2 reads everything
-
-    try:
-        http2_inbound.take_headers = counted
-        for chunk in chunks:
-            if transport.closed:
-                break
-            protocol.data_received(chunk)
-            for _ in range(8):
-                await asyncio.sleep(0)
-    finally:
-        http2_inbound.take_headers = original
-    for task in list(state.tasks):
-        task.cancel()
-    protocol.connection_lost(None)
-    return (bytes(transport.written), transport.closed, seen), taken
-
-
-def both(chunks: list[bytes]) -> int:
-    """The client's preface and settings, then chunks, to both protocols: the same outcome.
-    Returns how many requests the fast path read."""
-    chunks = [client_start(), *chunks]
-
-    async def run() -> int:
-        (fast, taken), (slow, _) = await serve(chunks, True), await serve(chunks, False)
-        assert fast[:2] == slow[:2]
-        if fast[1]:  # closed: h2 drops the requests of a read that ends in a connection error
-            assert fast[2][: len(slow[2])] == slow[2]
-        else:
-            assert fast[2] == slow[2]
-        return taken
-
-    return asyncio.run(run())
-
-
-class Blocks:
-    """Header blocks from one HPACK encoder, in the order they are put on the wire."""
-
-    def __init__(self) -> None:
-        self.encoder = hpack.Encoder()
-
-    def request(self, path: str, method: str = "GET") -> bytes:
-        headers = [(":method", method), (":scheme", "http"), (":authority", "x"), (":path", path)]
-        return bytes(self.encoder.encode([*headers, ("user-agent", "test")]))
 
 
 def test_requests_in_one_chunk_and_split_anywhere_match_h2() -> None:
@@ -251,7 +128,7 @@ def test_a_preface_split_over_reads_and_requests_after_it_match_h2() -> None:
     async def run() -> None:
         chunks = [wire[:10], wire[10 : len(PREFACE) + 3], wire[len(PREFACE) + 3 :]]
         (fast, taken), (slow, _) = await serve(chunks, True), await serve(chunks, False)
-        assert fast == slow
+        assert differences(fast, slow) is None
         assert [path for path, _ in fast[2]] == ["/p", "/q"]
         assert taken == 0  # the preface arrived with the requests: h2 read them all
 
@@ -262,3 +139,12 @@ def test_headers_inside_an_unfinished_header_block_are_h2s_to_refuse() -> None:
     opened = frame(0x1, 0x1, 1, Blocks().request("/a")[:3])  # no END_HEADERS: a block begins
     intruder = frame(0x1, 0x5, 3, Blocks().request("/b"))  # decodable: nothing was indexed
     assert both([opened, intruder]) == 0
+
+
+def test_the_reserved_bit_of_a_stream_id_is_ignored_as_h2_ignores_it() -> None:
+    """tests/fuzz/corpus/http2/regression-reserved-bit-in-stream-id: the fuzzer's find; the fast
+    path took 0xFFFFFFFD for a stream h2 knows as 0x7FFFFFFD and answered on the wrong id."""
+    blocks = Blocks()
+    wire = frame(0x1, 0x5, 1, blocks.request("/a"))
+    wire += frame(0x1, 0x5, 0x80000003, blocks.request("/b"))
+    assert both([wire]) == 2
