@@ -34,6 +34,7 @@ from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.hpack_codec import RepeatDecoder, ResponseEncoder, cache_huffman_decoding
 from rest_bridge.http2_length import BodyLength, LenientConnection
 from rest_bridge.http2_scope import DROPPED, request_scope
+from rest_bridge.http2_writes import Writes
 from rest_bridge.status import ApiError
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Http2Protocol(asyncio.Protocol):
         self.conn.decoder = decoder
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
+        self.writes = Writes(self.loop)
         self.scheme = "http"
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -114,7 +116,7 @@ class Http2Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not isinstance(transport, asyncio.Transport):
             raise TypeError("HTTP/2 needs a stream transport")
-        self.transport = transport
+        self.transport = self.writes.transport = transport
         self.server_state.connections.add(self)  # type: ignore[arg-type]
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.client = _address(transport.get_extra_info("peername"))
@@ -355,12 +357,11 @@ class Http2Protocol(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def _flush(self, more: bytes = b"") -> None:
-        """Write what h2 has queued, then more (frames serialized by rest_bridge.http2_frames)."""
-        data = self.conn.data_to_send()
-        if more:
-            data = data + more if data else more
-        if data and self._open() and self.transport is not None:
-            self.transport.write(data)
+        """Write what h2 has queued, then more (frames serialized by rest_bridge.http2_frames),
+        held to the end of the loop's turn while other streams run (rest_bridge.http2_writes)."""
+        data = self.conn.data_to_send() + more
+        if data and self._open():
+            self.writes.write(data, gather=len(self.streams) > 1)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -375,6 +376,7 @@ class Http2Protocol(asyncio.Protocol):
             self._close()
 
     def _close(self) -> None:
+        self.writes.flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
