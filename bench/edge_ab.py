@@ -5,7 +5,8 @@ checkpoint-server (plaintext gRPC, seeded store of 1000) and two bridges in fron
 running this work tree's code and one running REF's (`git archive REF` into the work directory,
 started without the editable install so that REF's packages are the ones imported; in
 --work-dir, outside the repository by default). Each round
-loads each bridge with wrk (HTTP/1.1) and h2load (h2c, -m 1) at -c 64, in turn, and reads the
+loads each bridge with wrk (HTTP/1.1), h2load (h2c, -m 1) and h2load multiplexed (-m 8 over 8
+connections) at concurrency 64, in turn, and reads the
 CPU each process spent (/proc) per request served. On a shared machine wall-clock requests/s
 are mostly noise; CPU per request, interleaved in one run, is what compares. Prints each run and
 the medians over the rounds.
@@ -20,15 +21,23 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import REPO, loads, procs
+from bench.edge_rows import MUX_STREAMS
 from bench.rows import cpu_per_request
 from bench.seed import seeded_store
 from bench.serving import serve
 from server.tokens import READ_SCOPE, create_token
 
 CONCURRENCY = 64
+PROTOCOLS: dict[str, Callable[..., loads.LoadResult]] = {
+    "http1.1": loads.wrk,
+    "h2c": loads.h2load_rest,
+    "h2c-mux": functools.partial(loads.h2load_rest, streams=MUX_STREAMS),
+}
+"""How each bridge is loaded in a round: wrk, h2load -m 1, h2load multiplexed (edge_rows)."""
 LAUNCHER = """\
 import sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
@@ -85,8 +94,7 @@ def main() -> None:
         path = f"/v1/checkpoints/{small.sample_id}"
         for round_ in range(args.rounds):
             for name, (bridge, base) in bridges.items():
-                for protocol in ("http1.1", "h2c"):
-                    load = loads.wrk if protocol == "http1.1" else loads.h2load_rest
+                for protocol, load in PROTOCOLS.items():
                     done, spent = cpu_per_request(
                         (bridge, server),
                         functools.partial(
