@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from server.auth import CALLER, OPEN_PREFIXES, Authenticator
-from server.call_observer import current_request_id, note_token, observed
+from server.call_observer import call_metadata, current_request_id, note_token, observed
 from server.errors import CheckpointError, InvalidArgument
 from server.metrics import ServerMetrics
 from server.ratelimit import Limiter
@@ -106,7 +106,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         auth, limiter = self._auth, self._limiter
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            metadata = context.invocation_metadata() or ()
+            metadata = call_metadata(context)
             try:
                 record = auth.authorize(
                     method, [str(v) for k, v in metadata if k == "authorization"]

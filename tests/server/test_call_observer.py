@@ -19,7 +19,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from opentelemetry import trace
 
 from server.auth import Authenticator
-from server.call_observer import _parent
+from server.call_observer import _Call, _current, _parent, call_metadata
 from server.guard import CallGuard
 from server.local_channel import LocalChannel
 from server.tokens import READ_SCOPE, TokenRecord, hash_token
@@ -189,3 +189,30 @@ async def test_when_nothing_records_the_line_continues_the_callers_trace(
     for line in (continued, started):
         assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"])
         assert line["span_id"] != "b7ad6b7169203331"
+
+
+class _Context:
+    """Just invocation_metadata(), as grpc.aio's context answers it (None for none)."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] | None) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        return self._metadata
+
+
+def test_call_metadata_is_the_observed_calls_only_for_its_context() -> None:
+    """The guard reads the metadata the observer read, but only for the call being observed:
+    another context (a stream, a call outside any observed one) answers its own."""
+    # Any: stand-ins for grpc.aio's context, which has far more than invocation_metadata.
+    observed_context: Any = _Context(READ)
+    other: Any = _Context((("x-request-id", "other"),))
+    assert call_metadata(_Context(None)) == ()  # type: ignore[arg-type]  # a stand-in
+    assert call_metadata(other) == (("x-request-id", "other"),)
+    kept = (("authorization", "Bearer kept"),)
+    token = _current.set(_Call("rid", observed_context, kept))
+    try:
+        assert call_metadata(observed_context) is kept
+        assert call_metadata(other) == (("x-request-id", "other"),)
+    finally:
+        _current.reset(token)
