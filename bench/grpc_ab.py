@@ -54,14 +54,12 @@ def h2load(address: str, frame: Path, requests: int, headers: Mapping[str, str])
     return int(counts.group(1))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.grpc_ab", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / "results" / "grpc_ab")
-    parser.add_argument("trees", nargs="+", metavar="NAME=TREE")
-    args = parser.parse_args(argv)
-    work: Path = args.work_dir
+Command = tuple[str, list[str], Path]
+"""A process to load: its name, its command line and the tree first on its PYTHONPATH."""
+
+
+def prepare(work: Path, trees: Sequence[str]) -> tuple[list[Command], Path, dict[str, str]]:
+    """The no-op's and each NAME=TREE server's command, the request frame and the headers."""
     work.mkdir(parents=True, exist_ok=True)
     store = seeded_store(REPO / "bench" / "results" / "cache", 10**3)
     tokens = work / "tokens.json"
@@ -72,14 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame.write_bytes(loads.grpc_frame(request))
     python = sys.executable
     noop = [python, "-m", "bench.baselines", "grpc", "--listen", "127.0.0.1:0"]
-    commands = [("noop", noop, REPO)]
-    for spec in args.trees:
+    commands: list[Command] = [("noop", noop, REPO)]
+    for spec in trees:
         name, _, tree = spec.partition("=")
         # -P: not the working directory's checkout first, TREE's (PYTHONPATH).
         serve = [python, "-P", "-c", SERVE, "serve", "--listen", "127.0.0.1:0"]
         serve += ["--database", store.url]
         serve += ["--tokens", str(tokens), "--rate-limit", "0"]
         commands.append((name, serve, Path(tree).resolve()))
+    return commands, frame, auth
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.grpc_ab", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--work-dir", type=Path, default=REPO / "bench" / "results" / "grpc_ab")
+    parser.add_argument("trees", nargs="+", metavar="NAME=TREE")
+    args = parser.parse_args(argv)
+    work: Path = args.work_dir
+    commands, frame, auth = prepare(work, args.trees)
     running: list[tuple[str, procs.Proc, str]] = []
     try:
         for name, command, tree in commands:

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from server.auth import SERVICE, Authenticator
 from server.config import ServerConfig
 from server.errors import CheckpointError
+from server.generic_registry import generic_only
 from server.guard import CallGuard
 from server.guarded import guarded
 from server.local_channel import LocalChannel
@@ -131,12 +132,14 @@ async def create_server(
     resume = ResumeTokens(await store.secret(RESUME_TOKEN_SECRET))
     watches = WatchHub(store, resume, config.max_watchers)
     servicer = CheckpointServicer(traced_store(store, config.database), pages, watches)
-    register = guarded(server, guard)
+    # Generic handlers only: each registered method would cost every call (server.generic_registry).
+    port_registry = generic_only(server)
+    register = guarded(port_registry, guard)
     svc_grpc.add_CheckpointServiceServicer_to_server(servicer, register)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, register)  # type: ignore[no-untyped-call]
     service_names = [svc.DESCRIPTOR.services_by_name["CheckpointService"].full_name]
-    enable_reflection(server, [*service_names, health.SERVICE_NAME])
+    enable_reflection(port_registry, [*service_names, health.SERVICE_NAME])
     try:
         if credentials is None:
             port = server.add_insecure_port(config.listen)

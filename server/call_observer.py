@@ -57,11 +57,12 @@ SERVER_ERRORS = frozenset(
 
 
 class _Call:
-    __slots__ = ("request_id", "token_name")
+    __slots__ = ("context", "metadata", "request_id", "token_name")
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, context: object, metadata: Any) -> None:
         self.request_id = request_id
         self.token_name: str | None = None
+        self.context, self.metadata = context, metadata
 
 
 _current: ContextVar[_Call | None] = ContextVar("checkpoint_call", default=None)
@@ -72,6 +73,15 @@ def note_token(name: str) -> None:
     call = _current.get()
     if call is not None:
         call.token_name = name
+
+
+def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    """context's invocation metadata, as the observer of its call read it: grpc.aio builds a new
+    tuple on every invocation_metadata(), so the guard reads the observer's."""
+    call = _current.get()
+    if call is not None and call.context is context:
+        return call.metadata
+    return context.invocation_metadata() or ()
 
 
 def current_request_id() -> str | None:
@@ -88,7 +98,8 @@ def observed(method: str, behavior: Behavior) -> Behavior:
 
     async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
-        given, carrier = _read(context.invocation_metadata() or ())
+        metadata = context.invocation_metadata() or ()
+        given, carrier = _read(metadata)
         rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         span: trace.Span | None = None
         if records_nothing():
@@ -102,7 +113,7 @@ def observed(method: str, behavior: Behavior) -> Behavior:
                 name, context=parent, kind=SpanKind.SERVER, attributes=attributes
             )
             token = otel_context.attach(trace.set_span_in_context(span))
-        call = _Call(rid)
+        call = _Call(rid, context, metadata)
         current = _current.set(call)
         failure: BaseException | None = None
         try:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 V1_SERVICE = "grpc.reflection.v1.ServerReflection"
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
@@ -43,7 +43,9 @@ def enable_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> 
     _register_v1_descriptor()
     names = [*service_names, reflection.SERVICE_NAME, V1_SERVICE]
     servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
-    reflection.enable_server_reflection(names, server)
+    # Not reflection.enable_server_reflection: it picks the aio servicer only for a grpc.aio.Server
+    # itself, and server may stand in front of one (server.generic_registry).
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,

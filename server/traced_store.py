@@ -37,14 +37,13 @@ class TracedStore(ObservedStore):
         self._backend = backend
 
     async def observe(self, operation: str, pending: Awaitable[_T]) -> _T:
-        if operation in UNTRACED:
+        # Untraced, or the call is not sampled (or nothing exports): its store span would be
+        # dropped too. Checked here, not in _traced: one coroutine less on every such call.
+        if operation in UNTRACED or not trace.get_current_span().is_recording():
             return await pending
         return await self._traced(SPAN_NAMES.get(operation, operation), pending)
 
     async def _traced(self, operation: str, work: Awaitable[_T]) -> _T:
-        if not trace.get_current_span().is_recording():
-            # The call is not sampled (or nothing exports): its store span would be dropped too.
-            return await work
         span = _tracer.start_span(
             f"store {operation}",
             kind=SpanKind.INTERNAL,

@@ -7,6 +7,7 @@ caller's when sane, else a new one), also on errors, and the access line names i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from opentelemetry import trace
 
 from server.auth import Authenticator
-from server.call_observer import _parent
+from server.call_observer import _Call, _current, _parent, call_metadata
 from server.guard import CallGuard
 from server.local_channel import LocalChannel
 from server.tokens import READ_SCOPE, TokenRecord, hash_token
@@ -65,6 +66,17 @@ def _request_id(metadata: Any) -> str:
 
 def _access(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [r.fields for r in caplog.records if r.name == "checkpoint.access"]  # type: ignore[attr-defined]
+
+
+async def _access_soon(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The access lines, once there is one (within 2 s): a refused call's status is sent by
+    `abort`, before the observer writes the line, so the caller can see the status first."""
+    for _ in range(200):
+        lines = _access(caplog)
+        if lines:
+            return lines
+        await asyncio.sleep(0.01)
+    return _access(caplog)
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -118,16 +130,16 @@ async def test_an_error_carries_the_request_id_too(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A refused call (no token) still returns the id, and its line says UNAUTHENTICATED."""
-    with (
-        caplog.at_level(logging.INFO, logger="checkpoint.access"),
-        pytest.raises(grpc.aio.AioRpcError) as caught,
-    ):
-        await stubs[door].GetCheckpoint(
-            svc.GetCheckpointRequest(checkpoint_id="x"), metadata=(("x-request-id", "refused-1"),)
-        )
+    with caplog.at_level(logging.INFO, logger="checkpoint.access"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stubs[door].GetCheckpoint(
+                svc.GetCheckpointRequest(checkpoint_id="x"),
+                metadata=(("x-request-id", "refused-1"),),
+            )
+        lines = await _access_soon(caplog)
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert _request_id(caught.value.initial_metadata()) == "refused-1"
-    [line] = _access(caplog)
+    [line] = lines
     assert (line["request_id"], line["grpc_code"], line["token_name"]) == (
         "refused-1",
         "UNAUTHENTICATED",
@@ -189,3 +201,30 @@ async def test_when_nothing_records_the_line_continues_the_callers_trace(
     for line in (continued, started):
         assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"])
         assert line["span_id"] != "b7ad6b7169203331"
+
+
+class _Context:
+    """Just invocation_metadata(), as grpc.aio's context answers it (None for none)."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] | None) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        return self._metadata
+
+
+def test_call_metadata_is_the_observed_calls_only_for_its_context() -> None:
+    """The guard reads the metadata the observer read, but only for the call being observed:
+    another context (a stream, a call outside any observed one) answers its own."""
+    # Any: stand-ins for grpc.aio's context, which has far more than invocation_metadata.
+    observed_context: Any = _Context(READ)
+    other: Any = _Context((("x-request-id", "other"),))
+    assert call_metadata(_Context(None)) == ()  # type: ignore[arg-type]  # a stand-in
+    assert call_metadata(other) == (("x-request-id", "other"),)
+    kept = (("authorization", "Bearer kept"),)
+    token = _current.set(_Call("rid", observed_context, kept))
+    try:
+        assert call_metadata(observed_context) is kept
+        assert call_metadata(other) == (("x-request-id", "other"),)
+    finally:
+        _current.reset(token)

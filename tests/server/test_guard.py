@@ -92,6 +92,19 @@ class Limiter:
 
 
 @dataclass
+class TakingLimiter(Limiter):
+    """A limiter that never waits, so it also has `take`, as the local and shared ones do."""
+
+    took: list[str] = field(default_factory=list)
+
+    def take(self, key: str) -> None:
+        self.took.append(key)
+        self.keys.append(key)
+        if self.refuse is not None:
+            raise self.refuse
+
+
+@dataclass
 class Env:
     servicer: Servicer
     limiter: Limiter
@@ -99,12 +112,13 @@ class Env:
     stub: svc_grpc.CheckpointServiceAsyncStub
 
 
-@pytest.fixture(params=["interceptor", "registration"])
+@pytest.fixture(params=["interceptor", "registration", "registration-take"])
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """Every test runs with the guard as a server interceptor and applied at registration
-    (server.guarded, what server.app does): the two must answer alike."""
+    (server.guarded, what server.app does), and with a limiter that has `take`: all must answer
+    alike."""
     record = TokenRecord("reader", hash_token(READ_TOKEN), frozenset({READ_SCOPE}))
-    limiter = Limiter()
+    limiter = TakingLimiter() if request.param.endswith("-take") else Limiter()
     guard = CallGuard(Authenticator({record.sha256: record}), limiter)
     if request.param == "interceptor":
         server = grpc.aio.server(interceptors=[guard])
@@ -150,6 +164,14 @@ async def test_an_authorized_call_reaches_the_servicer_after_the_limiter(env: En
     )
     assert response.checkpoint.display_name == "echo x"
     assert [r.checkpoint_id for r in env.servicer.requests] == ["x"]
+    assert env.limiter.keys == ["reader"]
+
+
+async def test_a_limiter_that_never_waits_is_asked_by_take(env: Env) -> None:
+    """Unary calls use `take` where the limiter has it (no coroutine), acquire otherwise."""
+    await env.stub.GetCheckpoint(svc.GetCheckpointRequest(checkpoint_id="x"), metadata=READ)
+    if isinstance(env.limiter, TakingLimiter):
+        assert env.limiter.took == ["reader"]
     assert env.limiter.keys == ["reader"]
 
 
