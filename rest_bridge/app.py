@@ -70,16 +70,20 @@ def create_app(
     schema: Schema | None,
     peers_serving: Callable[[], bool] | None = None,
     metrics: BridgeMetrics | None = None,
+    *,
+    in_process: bool = False,
 ) -> BridgeApp:
     """The ASGI app serving schema's services over channel; with schema None, every route is
     503 until one is swapped in through the app's `live` (rest_bridge.live_schema). With
     peers_serving (the worker group of --workers), /readyz is ready only while every worker
-    serves. With metrics, every request and upstream call is measured into them.
+    serves. With metrics, every request and upstream call is measured into them. in_process
+    says channel reaches the servicers without a network hop (`serve --rest-listen`): its calls
+    get no client span of their own (rest_bridge.traced_channel).
 
     Raises:
         RouteError: the services' HTTP rules are malformed or collide.
     """
-    channel = traced_channel(channel)
+    channel = traced_channel(channel, client_spans=not in_process)
     live = LiveSchema(channel, metrics.client_call if metrics is not None else None)
     if schema is not None:
         live.load(schema)

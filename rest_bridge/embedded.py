@@ -1,7 +1,8 @@
 """The bridge served from another process's event loop, over a channel that process provides.
 
 `checkpoint-server serve --rest-listen` uses it with a local channel to its own servicers; the
-bridge only sees a grpc.aio.Channel, as it does in its own process.
+bridge only sees a grpc.aio.Channel, as it does in its own process, except that its calls get
+no client span: there is no network hop for one to measure (docs/decisions.md, "Logs and traces").
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def serve_embedded(
     try:
         schema = load_schema(config.descriptor_set or default_descriptor_set(), config.services)
         metrics = None if registry is None else BridgeMetrics(registry)
-        app = create_app(config, channel, schema, metrics=metrics)
+        app = create_app(config, channel, schema, metrics=metrics, in_process=True)
     except (SchemaError, RouteError) as exc:
         raise RuntimeError(f"cannot build the REST bridge: {exc}") from exc
     return await start_in_background(

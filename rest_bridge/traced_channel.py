@@ -4,7 +4,10 @@
 `checkpoint-rest-bridge`, the in-process one of `serve --rest-listen`): each unary call is a
 CLIENT span, child of the HTTP request's span, and the server continues the trace from the
 traceparent (and tracestate) it receives. Only unary_unary is wrapped; that is all the bridge
-calls. The span records the call's gRPC status; an error status marks it as failed.
+calls. The span records the call's gRPC status; an error status marks it as failed. Without
+client spans (the in-process channel: no hop between the two sides of the call for a span of
+its own to measure) the request's span context is sent instead, so the server's span is the
+HTTP request span's child.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from rest_bridge.upstream_call import Call, ObservedCall
 _tracer = trace.get_tracer("rest_bridge")
 
 
-def traced_channel(channel: grpc.aio.Channel) -> grpc.aio.Channel:
-    """channel with every unary call traced and its trace context sent as metadata."""
-    return cast(grpc.aio.Channel, _TracedChannel(channel))
+def traced_channel(channel: grpc.aio.Channel, *, client_spans: bool = True) -> grpc.aio.Channel:
+    """channel with its unary calls' trace context sent as metadata, each call a client span
+    of its own when client_spans."""
+    return cast(grpc.aio.Channel, _TracedChannel(channel, client_spans))
 
 
 def traceparent(ids: trace.SpanContext) -> str:
@@ -34,8 +38,9 @@ def traceparent(ids: trace.SpanContext) -> str:
 
 
 class _TracedChannel:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, client_spans: bool) -> None:
         self._channel = channel
+        self._client_spans = client_spans
 
     def unary_unary(
         self,
@@ -49,15 +54,19 @@ class _TracedChannel:
             request_serializer=request_serializer,
             response_deserializer=response_deserializer,
         )
-        return cast(grpc.aio.UnaryUnaryMultiCallable[Any, Any], _TracedUnary(inner, method))
+        traced = _TracedUnary(inner, method, self._client_spans)
+        return cast(grpc.aio.UnaryUnaryMultiCallable[Any, Any], traced)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._channel, name)
 
 
 class _TracedUnary:
-    def __init__(self, inner: grpc.aio.UnaryUnaryMultiCallable[Any, Any], method: str) -> None:
+    def __init__(
+        self, inner: grpc.aio.UnaryUnaryMultiCallable[Any, Any], method: str, client_spans: bool
+    ) -> None:
         self._inner = inner
+        self._client_spans = client_spans
         self._name = method.lstrip("/")
         service, _, rpc = self._name.partition("/")
         self._attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
@@ -82,7 +91,7 @@ class _TracedUnary:
         # span would record nothing either: the server continues the request's span instead.
         span = (
             _tracer.start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes)
-            if current.is_recording()
+            if self._client_spans and current.is_recording()
             else current
         )
         ids = span.get_span_context()
@@ -91,9 +100,11 @@ class _TracedUnary:
             if ids.trace_state:
                 pairs += (("tracestate", ids.trace_state.to_header()),)
         call = self._inner(request, timeout=timeout, metadata=pairs, **kwargs)
-        return ObservedCall(call, self._finish(call, span, current))
+        if span is current:
+            return call
+        return ObservedCall(call, self._finish(call, span))
 
-    async def _finish(self, inner: Any, span: Any, current: Any) -> Any:
+    async def _finish(self, inner: Any, span: Any) -> Any:
         code = grpc.StatusCode.OK
         try:
             return await inner
@@ -104,8 +115,7 @@ class _TracedUnary:
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            if span is not current:
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                if code is not grpc.StatusCode.OK:
-                    span.set_status(Status(StatusCode.ERROR, code.name))
-                span.end()
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not grpc.StatusCode.OK:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+            span.end()
