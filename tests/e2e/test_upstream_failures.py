@@ -7,6 +7,7 @@ deadline, so a stand-in gRPC server in this process holds GetCheckpoint until th
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,6 @@ from tests.e2e import (
     StandInUpstream,
     Tokens,
     bearer,
-    free_port,
     hold,
     http_client,
     start_bridge,
@@ -62,13 +62,17 @@ def limited_http(e2e_dir: Path, limited_server: GrpcServer) -> Iterator[httpx.Cl
 
 @pytest.fixture(scope="module")
 def dead_upstream_http(e2e_dir: Path) -> Iterator[httpx.Client]:
-    """A client of a bridge whose upstream port has nothing listening (ready by /healthz)."""
-    started = start_bridge(
-        "dead-upstream-bridge", e2e_dir, f"127.0.0.1:{free_port()}", ready="/healthz"
-    )
-    with http_client(started.base_url) as client:
-        yield client
-    started.process.stop()
+    """A client of a bridge whose upstream port has nothing listening (ready by /healthz).
+
+    The port stays bound, never listening, for the module: a free port let go could be the one
+    the bridge then listens on (it was, once), making the bridge its own upstream."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dead:
+        dead.bind(("127.0.0.1", 0))
+        upstream = f"127.0.0.1:{dead.getsockname()[1]}"
+        started = start_bridge("dead-upstream-bridge", e2e_dir, upstream, ready="/healthz")
+        with http_client(started.base_url) as client:
+            yield client
+        started.process.stop()
 
 
 @pytest.fixture(scope="module")
