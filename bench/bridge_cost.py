@@ -86,6 +86,25 @@ class InstantChannel:
         return _Multicallable(lambda message: b"", lambda raw: raw)
 
 
+def get_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope uvicorn builds for a GET of path over HTTP/1.1 on 127.0.0.1:8080."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": list(headers),
+        "client": ("127.0.0.1", 5555),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+
+
 async def per_request(requests: int, repeat: int) -> tuple[float, bytes]:
     """Best seconds of CPU per request over repeat runs, and the last body sent."""
     schema = load_schema(default_descriptor_set(), ("checkpoint.v1.CheckpointService",))
@@ -106,21 +125,7 @@ async def per_request(requests: int, repeat: int) -> tuple[float, bytes]:
         sent.append(message)
 
     def scope() -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": list(headers),
-            "client": ("127.0.0.1", 5555),
-            "server": ("127.0.0.1", 8080),
-            "state": {},
-        }
+        return get_scope(path, headers)
 
     for _ in range(200):  # compiles the encoders, fills the caches
         await app(scope(), receive, send)

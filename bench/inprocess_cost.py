@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message
 
 from bench import REPO
+from bench.bridge_cost import get_scope
 from bench.seed import name_of, seeded_store
 from checkpoint_prometheus import new_registry
 from rest_bridge.access_log import line_writer, start_access_lines
@@ -121,21 +122,8 @@ def _observe(work: Path) -> CollectorRegistry:
 
 def _request(app: ASGIApp, path: str, token: str, sent: list[Message]) -> Any:
     """One GET of path through app, its messages appended to sent."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8080"), (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8080),
-        "state": {},
-    }
+    headers = [(b"host", b"127.0.0.1:8080"), (b"authorization", f"Bearer {token}".encode())]
+    scope = get_scope(path, headers)
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -19,27 +19,9 @@ from uvicorn.server import ServerState
 
 from rest_bridge.edge_io import EdgeLimits, Gate
 from rest_bridge.http2 import Http2Protocol
+from tests.http2_wire import Transport
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5), "sockname": ("127.0.0.1", 80)}.get(name, default)
 
 
 class Peer:
@@ -53,7 +35,7 @@ class Peer:
         loop = asyncio.get_running_loop()
         limits = limits or EdgeLimits()
         self.protocol = Http2Protocol(app, self.state, limits, slot, loop.time() + 5)
-        self.transport = FakeTransport()
+        self.transport = Transport()
         self.protocol.connection_made(self.transport)
         self.client = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
         self.client.initiate_connection()
