@@ -17,11 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import REPO, loads, procs
+from bench import loads, procs
 from bench.rows import cpu_per_request
-from bench.seed import seeded_store
+from bench.seed import ab_setup
 from bench.serving import serve, start_bridge
-from server.tokens import READ_SCOPE, create_token
 
 CONCURRENCY = 64
 
@@ -36,11 +35,8 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=default_work)
     args = parser.parse_args()
     work: Path = args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    small = seeded_store(REPO / "bench" / "results" / "cache", 1000)
-    tokens = work / "tokens.json"
-    tokens.unlink(missing_ok=True)
-    auth = {"Authorization": f"Bearer {create_token(tokens, 'bench', [READ_SCOPE])}"}
+    small, tokens, token = ab_setup(work)
+    auth = {"Authorization": f"Bearer {token}"}
     server, address, _ = serve(
         "server-ab", small.url, tokens, work, rest=False, workers=args.workers
     )

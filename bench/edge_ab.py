@@ -27,9 +27,8 @@ from pathlib import Path
 from bench import REPO, loads, procs
 from bench.edge_rows import MUX_STREAMS
 from bench.rows import cpu_per_request
-from bench.seed import seeded_store
+from bench.seed import ab_setup
 from bench.serving import serve
-from server.tokens import READ_SCOPE, create_token
 
 CONCURRENCY = 64
 PROTOCOLS: dict[str, Callable[..., loads.LoadResult]] = {
@@ -74,11 +73,8 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=default_work)
     args = parser.parse_args()
     work: Path = args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    small = seeded_store(REPO / "bench" / "results" / "cache", 1000)
-    tokens = work / "tokens.json"
-    tokens.unlink(missing_ok=True)
-    auth = {"Authorization": f"Bearer {create_token(tokens, 'bench', [READ_SCOPE])}"}
+    small, tokens, token = ab_setup(work)
+    auth = {"Authorization": f"Bearer {token}"}
     server, address, _ = serve("server-ab", small.url, tokens, work, rest=False)
     commands = {"tree": [procs.script("checkpoint-rest-bridge")]}
     commands[args.baseline] = _baseline_bridge(args.baseline, work)

@@ -26,8 +26,7 @@ from pathlib import Path
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 
 from bench import REPO, loads, procs
-from bench.seed import seeded_store
-from server.tokens import READ_SCOPE, create_token
+from bench.seed import ab_setup
 
 GRPC_PATH = "/checkpoint.v1.CheckpointService/GetCheckpoint"
 SERVE = "import sys; from server.__main__ import main; sys.exit(main())"
@@ -60,11 +59,8 @@ Command = tuple[str, list[str], Path]
 
 def prepare(work: Path, trees: Sequence[str]) -> tuple[list[Command], Path, dict[str, str]]:
     """The no-op's and each NAME=TREE server's command, the request frame and the headers."""
-    work.mkdir(parents=True, exist_ok=True)
-    store = seeded_store(REPO / "bench" / "results" / "cache", 10**3)
-    tokens = work / "tokens.json"
-    tokens.unlink(missing_ok=True)
-    auth = {"authorization": f"Bearer {create_token(tokens, 'bench', [READ_SCOPE])}"}
+    store, tokens, token = ab_setup(work)
+    auth = {"authorization": f"Bearer {token}"}
     request = svc.GetCheckpointRequest(checkpoint_id=store.sample_id).SerializeToString()
     frame = work / "frame.bin"
     frame.write_bytes(loads.grpc_frame(request))

@@ -25,6 +25,7 @@ from pathlib import Path
 from server.domain import ById, ByName, Checkpoint, Resources, State
 from server.store import open_store
 from server.store._schema import SQLITE_MIGRATIONS
+from server.tokens import READ_SCOPE, create_token
 
 SEED_VERSION = 1
 """Bump when the generated rows change, so cached stores are rebuilt."""
@@ -126,6 +127,16 @@ def seeded_store(cache_dir: Path, count: int) -> SeededStore:
         took = time.monotonic() - started
     sample_id, sample_name = asyncio.run(_sample(f"sqlite:///{path}", count))
     return SeededStore(path, count, sample_id, sample_name, took)
+
+
+def ab_setup(work: Path) -> tuple[SeededStore, Path, str]:
+    """What every A/B tool starts from: work made, the cached store of 10^3, and a fresh tokens
+    file in work with one read token (returned with the file's path)."""
+    work.mkdir(parents=True, exist_ok=True)
+    store = seeded_store(Path(__file__).parent / "results" / "cache", 10**3)
+    tokens = work / "tokens.json"
+    tokens.unlink(missing_ok=True)
+    return store, tokens, create_token(tokens, "bench", [READ_SCOPE])
 
 
 def seed_postgres(url: str, count: int) -> str:

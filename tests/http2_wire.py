@@ -65,15 +65,22 @@ class Blocks:
         return bytes(self.encoder.encode([*headers, ("user-agent", "test")]))
 
 
-async def _echo(seen: list[tuple[str, bytes]], scope: Any, receive: Any, send: Any) -> None:
+async def read_body(receive: Any) -> bytes | None:
+    """An ASGI request's whole body, or None when the client went away before its end."""
     body = b""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
-        body += message.get("body", b"")
+            return None
+        body += bytes(message.get("body", b""))
         if not message.get("more_body"):
-            break
+            return body
+
+
+async def _echo(seen: list[tuple[str, bytes]], scope: Any, receive: Any, send: Any) -> None:
+    body = await read_body(receive)
+    if body is None:
+        return
     seen.append((scope["path"], body))
     headers = [(b"content-type", b"text/plain")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -19,7 +19,7 @@ from uvicorn.server import ServerState
 
 from rest_bridge.edge_io import EdgeLimits, Gate
 from rest_bridge.http2 import Http2Protocol
-from tests.http2_wire import Transport
+from tests.http2_wire import Transport, read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -415,14 +415,9 @@ async def test_a_body_not_of_its_content_length_is_400_on_its_stream_alone(
     whole: list[bytes] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        got = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            got += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        got = await read_body(receive)
+        if got is None:
+            return
         whole.append(got)
         await echo_answer(send, got)
 
