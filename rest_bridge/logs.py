@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+import orjson
 from opentelemetry import trace
 
 from checkpoint_tracing.ids import CURRENT
@@ -115,8 +116,18 @@ def _trace_ids() -> dict[str, str]:
     return {} if plain is None else {"trace_id": plain.trace_id, "span_id": plain.span_id}
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-"""One encoder for every line (json.dumps with options builds a new one per call)."""
+_fallback = json.JSONEncoder(separators=(",", ":"), default=str).encode
+"""For what orjson refuses (a lone surrogate, an integer past 64 bits): the same compact form,
+with non-ASCII escaped so such a line stays valid UTF-8."""
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """obj as one compact JSON line (orjson: about a tenth of json's cost per line, and every
+    access line is one; anything it cannot write, json writes)."""
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _fallback(obj)
 
 
 class JsonFormatter(logging.Formatter):
@@ -138,7 +149,7 @@ class JsonFormatter(logging.Formatter):
             out["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             out["stack_info"] = self.formatStack(record.stack_info)
-        return redact(_encode(out))
+        return redact(json_line(out))
 
 
 class TextFormatter(logging.Formatter):

@@ -339,7 +339,7 @@ def test_no_token_or_body_reaches_a_log_at_debug_level(observed: Observed) -> No
     assert observed.server.process.stop() == 0
     for process in (observed.server.process, observed.bridge.process):
         output = _whole(process.stdout) + _whole(process.stderr)
-        assert '"level": "debug"' in output, process.name
+        assert '"level":"debug"' in output, process.name
         for secret in (observed.token, observed.token.removeprefix("ckpt_"), UNKNOWN_CANARY):
             assert secret not in output, f"{process.name} logged a token"
         assert BODY_CANARY not in output, f"{process.name} logged a request body"

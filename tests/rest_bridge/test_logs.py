@@ -43,6 +43,24 @@ def test_json_puts_a_records_fields_in_the_object() -> None:
     assert "message" not in out
 
 
+def test_json_writes_what_orjson_refuses_as_valid_utf8_json() -> None:
+    """A lone surrogate (a message built from undecodable bytes) and an integer past 64 bits
+    still make one line of JSON, encodable as UTF-8, that reads back to the same values."""
+    fields = {"event": "http_request", "note": "bad \udcff end", "big": 2**70, "nan": "ok"}
+    line = JsonFormatter().format(_record(fields=fields))
+    line.encode("utf-8")  # raises on an unescaped surrogate
+    out = json.loads(line)
+    assert (out["note"], out["big"], out["level"]) == ("bad \udcff end", 2**70, "warning")
+    assert "\n" not in line
+
+
+def test_json_lines_are_compact() -> None:
+    """One object without spaces between tokens, as orjson writes it (the access lines too)."""
+    line = JsonFormatter().format(_record(fields={"event": "grpc_call", "a b": "c d"}))
+    assert line.startswith('{"time":"2025-12-01T09:15:00.250Z","level":"warning","logger":"t",')
+    assert line.endswith('"event":"grpc_call","a b":"c d"}')
+
+
 def test_text_appends_fields_as_key_value() -> None:
     """Text is `TIME LEVEL logger: message key=value`, quoting values with spaces."""
     fields = {"event": "http_request", "route": "/v1/x", "client": None, "note": "a b"}
