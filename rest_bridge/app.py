@@ -47,12 +47,10 @@ class BridgeApp:
         wrap: Callable[[ASGIApp], ASGIApp] = _same,
     ) -> None:
         self.api, self.transcoder, self.live = api, transcoder, live
-        # Outermost first: the span and access line, the metrics, then the HTTP layers (CORS,
-        # HEAD, gzip), so what is logged and measured is what the client got.
-        dispatch: ASGIApp = wrap(self._route)
-        if metrics is not None:
-            dispatch = metrics.wrap(dispatch)
-        self._handle = HttpObserver(dispatch)
+        # Outermost first: the span, access line and metrics (one observer), then the HTTP
+        # layers (CORS, HEAD, gzip), so what is logged and measured is what the client got.
+        meter = metrics.http_meter() if metrics is not None else None
+        self._handle = HttpObserver(wrap(self._route), meter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(scope, receive, send)

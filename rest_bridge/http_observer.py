@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -22,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from checkpoint_tracing.ids import CURRENT, continue_trace, records_nothing
 from rest_bridge.access_log import ROUTE_KEY, UNMATCHED_ROUTE, write_http
 from rest_bridge.routes import RESERVED_PATHS
+
+if TYPE_CHECKING:
+    from rest_bridge.metrics import HttpMeter
 
 _tracer = trace.get_tracer("rest_bridge")
 _propagator = TraceContextTextMapPropagator()
@@ -71,15 +74,17 @@ def error_code(body: bytes) -> str:
 
 
 class HttpObserver:
-    """ASGI middleware: a SERVER span and one access line per HTTP request."""
+    """ASGI middleware: a SERVER span, one access line and (with a meter) the metrics of each
+    HTTP request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
+    def __init__(self, app: ASGIApp, meter: HttpMeter | None = None) -> None:
+        self._app, self._meter = app, meter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        metered = self._meter.begin(scope) if self._meter is not None else ""
         started = time.perf_counter()
         carrier: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -87,7 +92,7 @@ class HttpObserver:
             if key is not None:
                 carrier[key] = value.decode("latin-1")
         if records_nothing():
-            await self._with_ids(scope, receive, send, carrier, started)
+            await self._with_ids(scope, receive, send, carrier, (started, metered))
             return
         parent = _propagator.extract(carrier) if carrier else None
         method: str = scope["method"]
@@ -108,10 +113,15 @@ class HttpObserver:
             span.end()
             ids = span.get_span_context()
             hex_ids = (f"{ids.trace_id:032x}", f"{ids.span_id:016x}") if ids.is_valid else None
-            _access_line(scope, (route, code), exchange, started, hex_ids)
+            self._ended(scope, (route, code), exchange, (started, metered), hex_ids)
 
     async def _with_ids(
-        self, scope: Scope, receive: Receive, send: Send, carrier: dict[str, str], started: float
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        carrier: dict[str, str],
+        began: tuple[float, str],
     ) -> None:
         """The request when nothing records: its ids current, no span (checkpoint_tracing.ids)."""
         ids = continue_trace(carrier.get("traceparent"), carrier.get("tracestate"))
@@ -125,7 +135,22 @@ class HttpObserver:
         finally:
             CURRENT.reset(token)
             route, code = _outcome(scope, exchange)
-            _access_line(scope, (route, code), exchange, started, (ids.trace_id, ids.span_id))
+            self._ended(scope, (route, code), exchange, began, (ids.trace_id, ids.span_id))
+
+    def _ended(
+        self,
+        scope: Scope,
+        outcome: tuple[str, str],
+        exchange: _Exchange,
+        began: tuple[float, str],
+        ids: tuple[str, str] | None,
+    ) -> None:
+        """The request's metrics and access line; began: its perf_counter() at the start and
+        the method label its meter gave it."""
+        elapsed = time.perf_counter() - began[0]
+        if self._meter is not None:
+            self._meter.end(began[1], scope, exchange.status, elapsed)
+        _access_line(scope, outcome, exchange, elapsed, ids)
 
 
 def _outcome(scope: Scope, exchange: _Exchange) -> tuple[str, str]:
@@ -139,7 +164,7 @@ def _access_line(
     scope: Scope,
     outcome: tuple[str, str],
     exchange: _Exchange,
-    started: float,
+    elapsed: float,
     ids: tuple[str, str] | None,
 ) -> None:
     """The request's access line: route and code, what was sent, trace and span id (hex)."""
@@ -153,7 +178,7 @@ def _access_line(
         grpc_code=code,
         bytes_out=exchange.bytes_out,
         client=f"{client[0]}:{client[1]}" if client else None,
-        duration_ms=(time.perf_counter() - started) * 1000,
+        duration_ms=elapsed * 1000,
         request_id=exchange.request_id,
         trace_id=trace_id,
         span_id=span_id,

@@ -1,8 +1,8 @@
 """rest_bridge.metrics on its own: the labels of each request and each upstream call.
 
-The app under the meter is a scripted ASGI callable, so each edge (a crash before any answer, an
-unknown method, a reserved path, a route template) is reached directly; tests/e2e/test_metrics.py
-scrapes the real processes.
+The app under the meter (taken by rest_bridge.http_observer) is a scripted ASGI callable, so
+each edge (a crash before any answer, an unknown method, a reserved path, a route template) is
+reached directly; tests/e2e/test_metrics.py scrapes the real processes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from rest_bridge.access_log import ROUTE_KEY
+from rest_bridge.http_observer import HttpObserver
 from rest_bridge.metrics import UNMATCHED, BridgeMetrics
 
 pytestmark = pytest.mark.anyio
@@ -55,7 +56,7 @@ async def test_requests_are_labelled_by_template_reserved_path_or_the_fixed_rout
     """A matched route is its template, a reserved path itself, anything else UNMATCHED; an
     unknown method is _OTHER; a crash before any answer is a 500; nothing stays active."""
     registry = CollectorRegistry()
-    metered = BridgeMetrics(registry).wrap(app)
+    metered = HttpObserver(app, BridgeMetrics(registry).http_meter())
     for path in ("/v1/things/1", "/v1/things/2", "/healthz", "/random/path"):
         await request(metered, "GET", path)
     await request(metered, "BREW", "/v1/things/3")
@@ -86,7 +87,8 @@ async def test_other_scopes_pass_through_unmeasured() -> None:
     async def send(message: Any) -> None:
         return None
 
-    await BridgeMetrics(registry).wrap(lifespan_app)({"type": "lifespan"}, receive, send)
+    observer = HttpObserver(lifespan_app, BridgeMetrics(registry).http_meter())
+    await observer({"type": "lifespan"}, receive, send)
     assert seen == ["lifespan"]
     recorded = [
         sample
