@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import grpc
@@ -33,7 +34,7 @@ from rest_bridge import http2_frames, http2_inbound
 from rest_bridge.edge_io import EdgeLimits, Slot
 from rest_bridge.envelope import JSON_TYPE
 from rest_bridge.hpack_codec import RepeatDecoder, ResponseEncoder, cache_huffman_decoding
-from rest_bridge.http2_length import BodyLength, LenientConnection
+from rest_bridge.http2_length import LenientConnection
 from rest_bridge.http2_scope import DROPPED, request_scope
 from rest_bridge.http2_stream import Stream
 from rest_bridge.http2_writes import Writes
@@ -213,7 +214,7 @@ class Http2Protocol(asyncio.Protocol):
             return
         stream = Stream(stream_id)
         self.streams[stream_id] = stream
-        size = sum(len(n) + len(v) + HEADER_ENTRY_OVERHEAD for n, v in headers)
+        size = HEADER_ENTRY_OVERHEAD * len(headers) + sum(map(len, chain.from_iterable(headers)))
         if size > self.limits.max_header_bytes:
             error = ApiError.invalid(
                 f"request head larger than {self.limits.max_header_bytes} bytes", http_status=431
@@ -224,7 +225,7 @@ class Http2Protocol(asyncio.Protocol):
         ) is None:
             self._spawn(stream, _answer(MALFORMED, HEAD_REQUEST in headers))
         else:
-            scope, stream.length = checked[0], BodyLength(checked[1])
+            scope, stream.length.declared = checked
             self._spawn(stream, self.app, scope)
         if ended:  # the fast path's HEADERS with END_STREAM (h2 sends StreamEnded after)
             self._on_end(stream_id)
@@ -293,9 +294,12 @@ class Http2Protocol(asyncio.Protocol):
             out = self._head(stream, end_stream=not body and not more)
         elif not body and not more:
             self.conn.end_stream(stream.id)
+        if not body:
+            stream.complete = not more
+            self._flush(out)
+            return
         while body:
-            window = min(self.conn.local_flow_control_window(stream.id), len(body))
-            window = min(window, self.conn.max_outbound_frame_size)
+            window = http2_frames.window(self.conn, stream.id, len(body))
             if window <= 0:
                 self._flush(out)
                 out = b""
@@ -309,8 +313,8 @@ class Http2Protocol(asyncio.Protocol):
             out = b""
             if not self._writable.is_set():
                 await self._writable.wait()
+        # All written: whatever else queues frames in h2 (resets, window updates) flushes itself.
         stream.complete = not more
-        self._flush(out)
 
     def _head(self, stream: Stream, end_stream: bool) -> bytes:
         """The response head's frames (h2's own send for a 1xx status, queued in h2)."""
