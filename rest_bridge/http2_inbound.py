@@ -10,7 +10,8 @@ request's headers straight to the protocol. Anything else (another frame type, o
 stream id h2 would refuse, a full stream table, h2's buffer holding a partial frame or the
 preface still unread) stops the fast path: the frame and everything after it go to h2, so h2
 sees every byte in order and answers every error itself. h2 private names used:
-`_begin_new_stream`, `_decode_headers`, `_terminate_connection`, `_open_streams` (the open
+`_begin_new_stream` (or the bridge's LenientConnection.open_request_stream, which makes the
+same stream), `_decode_headers`, `_terminate_connection`, `_open_streams` (the open
 inbound streams' count, as the `open_inbound_streams` property counts them on a server), the
 frame buffer's fields; state-machine inputs as in rest_bridge.http2_moves.
 """
@@ -23,6 +24,7 @@ from collections.abc import Callable
 import h2.connection
 import h2.exceptions
 
+from rest_bridge.http2_length import LenientConnection
 from rest_bridge.http2_moves import (
     IDLE,
     ODD,
@@ -86,7 +88,10 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
             raise
         if conn.state_machine.state is not SERVER_OPEN or not RECV_HEADERS_STAYS:
             conn.state_machine.process_input(RECV_HEADERS)
-        stream = conn._begin_new_stream(stream_id, ODD)
+        if isinstance(conn, LenientConnection):  # the bridge's: the same stream, made directly
+            stream = conn.open_request_stream(stream_id)
+        else:
+            stream = conn._begin_new_stream(stream_id, ODD)
         stream.state_machine.process_input(STREAM_RECV_HEADERS)
         ended = bool(flags & END_STREAM)
         if ended:
