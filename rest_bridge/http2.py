@@ -346,7 +346,7 @@ class Http2Protocol(asyncio.Protocol):
     def _flush(self, more: bytes = b"") -> None:
         """Write what h2 has queued, then more (frames serialized by rest_bridge.http2_frames),
         held to the end of the loop's turn while other streams run (rest_bridge.http2_writes)."""
-        data = self.conn.data_to_send() + more
+        data = self.conn.take_queued() + more
         if data and self._open():
             self.writes.write(data, gather=len(self.streams) > 1)
 
