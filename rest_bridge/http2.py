@@ -247,7 +247,7 @@ class Http2Protocol(asyncio.Protocol):
             if stream.started is None and not stream.reset:
                 await _answer(INTERNAL, scope.get("method") == "HEAD")(scope, receive, send)
         finally:
-            if self._open() and not stream.reset and (stream.abandon or not stream.complete):
+            if not stream.reset and (stream.abandon or not stream.complete) and self._open():
                 self.conn.reset_stream(stream.id)  # NO_ERROR: after a whole answer, RFC 9113 8.1
                 self._flush()
             if self.streams.get(stream.id) is stream:  # not the stream that answers for it
