@@ -35,6 +35,12 @@ _FULL = {pair: index for index, pair in reversed(list(enumerate(_STATIC, 1)))}
 """(name, value) -> its static-table index (the first when a pair repeats)."""
 _NAMES = {name: index for index, (name, _) in reversed(list(enumerate(_STATIC, 1)))}
 """name -> the first static-table index with that name."""
+_NAME_FIELDS = {
+    name: bytes((index,)) if index < 0x0F else bytes(encode_integer(index, 4))
+    for name, index in _NAMES.items()
+}
+"""name -> the start of a literal field without indexing naming it by that index (the index in
+a 4-bit prefix, RFC 7541 section 6.2.2), made once rather than per header."""
 _KEPT = frozenset(
     {
         b":status",
@@ -71,12 +77,10 @@ def encode_header(name: bytes, value: bytes) -> bytes:
         indexed = encode_integer(index, 7)
         indexed[0] |= 0x80
         return bytes(indexed)
-    index = _NAMES.get(name, 0)
-    if 0 < index < 0x0F:  # the index fits the 4-bit prefix: one byte
-        return bytes((index,)) + _string(value)
-    if index:
-        return bytes(encode_integer(index, 4)) + _string(value)
-    return b"\x00" + _string(name) + _string(value)
+    start = _NAME_FIELDS.get(name)
+    if start is None:  # a name of its own, sent as a literal too
+        start = b"\x00" + _string(name)
+    return start + _string(value)
 
 
 class ResponseEncoder:

@@ -6,6 +6,7 @@ These functions make the same transitions of h2's connection and stream state ma
 illegal send raises the same h2 errors, before anything is encoded) and the same flow-control
 accounting, then write the frames' bytes directly (RFC 9113 section 4.1: 24-bit length, type,
 flags, 31-bit stream id). The caller sends the bytes after whatever h2 has queued before them.
+Inputs h2's tables say change nothing are not made (rest_bridge.http2_moves).
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from collections.abc import Iterable
 import h2.connection
 import h2.exceptions
 import h2.stream
-from h2.connection import ConnectionInputs
-from h2.stream import StreamInputs
+
+from rest_bridge.http2_moves import (
+    SEND_DATA,
+    SEND_DATA_STAYS,
+    SEND_HEADERS,
+    SEND_HEADERS_STAYS,
+    SERVER_OPEN,
+    STREAM_DATA_STAYS,
+    STREAM_SEND_DATA,
+    STREAM_SEND_END,
+    STREAM_SEND_HEADERS,
+)
 
 _HEADER = struct.Struct(">LBL")
 """A frame header: length << 8 | type, flags, stream id."""
@@ -40,11 +51,12 @@ def response_headers(
 ) -> bytes:
     """The HEADERS frame (and CONTINUATION frames past the peer's frame size) of a final
     response head (no 1xx status: h2 sends those), headers already lowercase and valid."""
-    conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+    if conn.state_machine.state is not SERVER_OPEN or not SEND_HEADERS_STAYS:
+        conn.state_machine.process_input(SEND_HEADERS)
     stream = _stream(conn, stream_id)
-    stream.state_machine.process_input(StreamInputs.SEND_HEADERS)
+    stream.state_machine.process_input(STREAM_SEND_HEADERS)
     if end_stream:
-        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.state_machine.process_input(STREAM_SEND_END)
     block = conn.encoder.encode(headers)
     size = conn.max_outbound_frame_size
     flags = END_STREAM if end_stream else 0
@@ -57,6 +69,18 @@ def response_headers(
     last = parts[-1]
     frames += (_HEADER.pack(len(last) << 8 | CONTINUATION, END_HEADERS, stream_id), last)
     return b"".join(frames)
+
+
+def window(conn: h2.connection.H2Connection, stream_id: int, size: int) -> int:
+    """How many of size bytes one DATA frame on the stream may carry now: both flow-control
+    windows and the peer's frame size (h2's local_flow_control_window, capped).
+
+    Raises:
+        h2.exceptions.StreamClosedError: the stream is closed and forgotten.
+    """
+    stream = _stream(conn, stream_id)
+    window = min(conn.outbound_flow_control_window, stream.outbound_flow_control_window)
+    return min(window, size, conn.max_outbound_frame_size)
 
 
 def data(conn: h2.connection.H2Connection, stream_id: int, chunk: bytes, end_stream: bool) -> bytes:
@@ -72,10 +96,12 @@ def data(conn: h2.connection.H2Connection, stream_id: int, chunk: bytes, end_str
         raise h2.exceptions.FlowControlError(f"cannot send {size} bytes on stream {stream_id}")
     if size > conn.max_outbound_frame_size:
         raise h2.exceptions.FrameTooLargeError(f"cannot send a frame of {size} bytes")
-    conn.state_machine.process_input(ConnectionInputs.SEND_DATA)
-    stream.state_machine.process_input(StreamInputs.SEND_DATA)
+    if conn.state_machine.state is not SERVER_OPEN or not SEND_DATA_STAYS:
+        conn.state_machine.process_input(SEND_DATA)
+    if stream.state_machine.state not in STREAM_DATA_STAYS:
+        stream.state_machine.process_input(STREAM_SEND_DATA)
     if end_stream:
-        stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.state_machine.process_input(STREAM_SEND_END)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     return _HEADER.pack(size << 8 | DATA, END_STREAM if end_stream else 0, stream_id) + chunk

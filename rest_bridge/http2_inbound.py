@@ -9,7 +9,11 @@ stream, the highest stream id, HPACK decoding through h2's own error mapping), h
 request's headers straight to the protocol. Anything else (another frame type, other flags, a
 stream id h2 would refuse, a full stream table, h2's buffer holding a partial frame or the
 preface still unread) stops the fast path: the frame and everything after it go to h2, so h2
-sees every byte in order and answers every error itself.
+sees every byte in order and answers every error itself. h2 private names used:
+`_begin_new_stream` (or the bridge's LenientConnection.open_request_stream, which makes the
+same stream), `_decode_headers`, `_terminate_connection`, `_open_streams` (the open
+inbound streams' count, as the `open_inbound_streams` property counts them on a server), the
+frame buffer's fields; state-machine inputs as in rest_bridge.http2_moves.
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ from collections.abc import Callable
 
 import h2.connection
 import h2.exceptions
-from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
-from h2.stream import StreamInputs
+
+from rest_bridge.http2_length import LenientConnection
+from rest_bridge.http2_moves import (
+    IDLE,
+    ODD,
+    RECV_HEADERS,
+    RECV_HEADERS_STAYS,
+    SERVER_OPEN,
+    STREAM_RECV_END,
+    STREAM_RECV_HEADERS,
+)
 
 HEADERS = 0x1
 END_STREAM, END_HEADERS = 0x1, 0x4
@@ -29,9 +42,6 @@ _FRAME_HEADER = struct.Struct(">HBBBL")
 _STREAM_ID = 0x7FFFFFFF
 """The stream id's bits: the reserved bit above them is ignored on receipt (RFC 9113 4.1)."""
 _FRAME_HEADER_SIZE = 9
-
-_READY = frozenset({ConnectionState.IDLE, ConnectionState.SERVER_OPEN})
-"""Connection states in which h2 takes a request's HEADERS without any effect but the state."""
 
 OnRequest = Callable[[int, list[tuple[bytes, bytes]], bool], None]
 """Called per request read: its stream id, its header list and whether END_STREAM was set."""
@@ -52,7 +62,9 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
     Raises:
         h2.exceptions.ProtocolError: the header block does not decode.
     """
-    if conn.state_machine.state not in _READY or not _h2_idle(conn):
+    # IDLE and SERVER_OPEN: h2 takes a request's HEADERS with no effect but the state.
+    state = conn.state_machine.state
+    if (state is not SERVER_OPEN and state is not IDLE) or not _h2_idle(conn):
         return 0
     offset, size = 0, len(data)
     while size - offset >= _FRAME_HEADER_SIZE:
@@ -66,7 +78,7 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
             or length > conn.max_inbound_frame_size
             or not stream_id & 1
             or stream_id <= conn.highest_inbound_stream_id
-            or conn.open_inbound_streams >= conn.local_settings.max_concurrent_streams
+            or conn._open_streams(1) >= conn.local_settings.max_concurrent_streams
         ):
             break
         try:
@@ -74,12 +86,16 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
         except h2.exceptions.ProtocolError as error:
             conn._terminate_connection(error.error_code)
             raise
-        conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
-        stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-        stream.state_machine.process_input(StreamInputs.RECV_HEADERS)
+        if conn.state_machine.state is not SERVER_OPEN or not RECV_HEADERS_STAYS:
+            conn.state_machine.process_input(RECV_HEADERS)
+        if isinstance(conn, LenientConnection):  # the bridge's: the same stream, made directly
+            stream = conn.open_request_stream(stream_id)
+        else:
+            stream = conn._begin_new_stream(stream_id, ODD)
+        stream.state_machine.process_input(STREAM_RECV_HEADERS)
         ended = bool(flags & END_STREAM)
         if ended:
-            stream.state_machine.process_input(StreamInputs.RECV_END_STREAM)
+            stream.state_machine.process_input(STREAM_RECV_END)
         offset = end
         on_request(stream_id, list(headers), ended)
     return offset

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import struct
 
 import h2.config
 import h2.connection
+import h2.settings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rest_bridge import http2, http2_inbound
+from rest_bridge import http2, http2_inbound, http2_length
 from tests.http2_wire import Blocks, both, client_start, differences, frame, serve
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -148,3 +150,33 @@ def test_the_reserved_bit_of_a_stream_id_is_ignored_as_h2_ignores_it() -> None:
     wire = frame(0x1, 0x5, 1, blocks.request("/a"))
     wire += frame(0x1, 0x5, 0x80000003, blocks.request("/b"))
     assert both([wire]) == 2
+
+
+def test_the_bridge_connection_opens_the_stream_h2_would() -> None:
+    """LenientConnection.open_request_stream (the fast path's) makes the stream h2's own
+    _begin_new_stream makes on the same connection state, settings of both sides changed."""
+
+    def opened(fast: bool) -> dict[str, object]:
+        conn = http2_length.LenientConnection(h2.config.H2Configuration(client_side=False))
+        conn.local_settings = h2.settings.Settings(
+            client=False, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 5000}
+        )
+        conn.initiate_connection()
+        peer = struct.pack(">HLHL", 0x4, 1000, 0x5, 20000)  # INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE
+        conn.receive_data(client_start() + frame(0x4, 0, 0, peer))
+        stream = (
+            conn.open_request_stream(7)
+            if fast
+            else conn._begin_new_stream(7, h2.connection.AllowedStreamIDs.ODD)
+        )
+        assert conn.streams == {7: stream}
+        assert conn.highest_inbound_stream_id == 7
+        assert stream.config is conn.config
+        fields = {k: v for k, v in vars(stream).items() if k != "config"}
+        fields["state_machine"] = vars(stream.state_machine)
+        fields["_inbound_window_manager"] = vars(stream._inbound_window_manager)
+        fields["class"] = type(stream)
+        return fields
+
+    assert opened(fast=True) == opened(fast=False)
+    assert opened(fast=True)["outbound_flow_control_window"] == 1000
