@@ -122,8 +122,8 @@ with non-ASCII escaped so such a line stays valid UTF-8."""
 
 
 def json_line(obj: dict[str, Any]) -> str:
-    """obj as one compact JSON line (orjson: about a tenth of json's cost per line, and every
-    access line is one; anything it cannot write, json writes)."""
+    """obj as one compact JSON line, by orjson (a grpc_call access line: 43 000 instructions
+    against 51 000 with json's encoder, callgrind); anything orjson cannot write, json writes."""
     try:
         return orjson.dumps(obj, default=str).decode()
     except TypeError:  # orjson.JSONEncodeError
