@@ -9,9 +9,9 @@ stream, the highest stream id, HPACK decoding through h2's own error mapping), h
 request's headers straight to the protocol. Anything else (another frame type, other flags, a
 stream id h2 would refuse, a full stream table, h2's buffer holding a partial frame or the
 preface still unread) stops the fast path: the frame and everything after it go to h2, so h2
-sees every byte in order and answers every error itself. h2 private names used:
-`_begin_new_stream` (or the bridge's LenientConnection.open_request_stream, which makes the
-same stream), `_decode_headers`, `_terminate_connection`, `_open_streams` (the open
+sees every byte in order and answers every error itself. The new stream is made by the bridge's
+LenientConnection.open_request_stream (what h2's `_begin_new_stream` makes). h2 private names
+used: `_decode_headers`, `_terminate_connection`, `_open_streams` (the open
 inbound streams' count, as the `open_inbound_streams` property counts them on a server), the
 frame buffer's fields; state-machine inputs as in rest_bridge.http2_moves.
 """
@@ -27,7 +27,6 @@ import h2.exceptions
 from rest_bridge.http2_length import LenientConnection
 from rest_bridge.http2_moves import (
     IDLE,
-    ODD,
     RECV_HEADERS,
     RECV_HEADERS_STAYS,
     SERVER_OPEN,
@@ -53,7 +52,7 @@ def _h2_idle(conn: h2.connection.H2Connection) -> bool:
     return not buffer._preamble_len and not buffer._data and not buffer._headers_buffer
 
 
-def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRequest) -> int:
+def take_headers(conn: LenientConnection, data: bytes, on_request: OnRequest) -> int:
     """Read the request HEADERS frames at the start of data; how many bytes were read.
 
     The caller passes data[returned:] to h2. h2's own errors (a header block HPACK cannot
@@ -88,10 +87,7 @@ def take_headers(conn: h2.connection.H2Connection, data: bytes, on_request: OnRe
             raise
         if conn.state_machine.state is not SERVER_OPEN or not RECV_HEADERS_STAYS:
             conn.state_machine.process_input(RECV_HEADERS)
-        if isinstance(conn, LenientConnection):  # the bridge's: the same stream, made directly
-            stream = conn.open_request_stream(stream_id)
-        else:
-            stream = conn._begin_new_stream(stream_id, ODD)
+        stream = conn.open_request_stream(stream_id)
         stream.state_machine.process_input(STREAM_RECV_HEADERS)
         ended = bool(flags & END_STREAM)
         if ended:

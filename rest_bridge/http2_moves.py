@@ -16,7 +16,7 @@ differ makes the calls again; every other input is still h2's `process_input`.
 from __future__ import annotations
 
 import h2.stream
-from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
+from h2.connection import ConnectionInputs, ConnectionState
 from h2.connection import H2ConnectionStateMachine as _ConnectionMachine
 from h2.stream import StreamInputs, StreamState
 
@@ -26,7 +26,6 @@ SEND_DATA = ConnectionInputs.SEND_DATA
 STREAM_RECV_HEADERS, STREAM_SEND_HEADERS = StreamInputs.RECV_HEADERS, StreamInputs.SEND_HEADERS
 STREAM_RECV_END, STREAM_SEND_END = StreamInputs.RECV_END_STREAM, StreamInputs.SEND_END_STREAM
 STREAM_SEND_DATA = StreamInputs.SEND_DATA
-ODD = AllowedStreamIDs.ODD
 
 
 def _open_stays(input_: ConnectionInputs) -> bool:

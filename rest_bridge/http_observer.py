@@ -149,7 +149,7 @@ class HttpObserver:
         the method label its meter gave it."""
         elapsed = time.perf_counter() - began[0]
         if self._meter is not None:
-            self._meter.end(began[1], scope, exchange.status, elapsed)
+            self._meter.end(began[1], outcome[0], exchange.status, elapsed)
         _access_line(scope, outcome, exchange, elapsed, ids)
 
 

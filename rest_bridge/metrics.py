@@ -31,8 +31,7 @@ from checkpoint_prometheus import (
     code_name,
 )
 from checkpoint_prometheus.families import Counter, Gauge, Histogram, HistogramChild
-from rest_bridge.access_log import ROUTE_KEY
-from rest_bridge.routes import RESERVED_PATHS
+from rest_bridge.access_log import UNMATCHED_ROUTE
 from rest_bridge.upstream_call import ObservedCall, UnaryCall
 
 """The ASGI scope key where the transcoder leaves the template of the route it matched."""
@@ -164,11 +163,12 @@ class HttpMeter:
         self._active[method].inc()
         return method
 
-    def end(self, method: str, scope: Scope, status: int, elapsed: float) -> None:
-        """It ended after elapsed seconds with status (0: it never answered, counted as 500)."""
+    def end(self, method: str, route: str, status: int, elapsed: float) -> None:
+        """It ended after elapsed seconds with status (0: it never answered, counted as 500);
+        route as the access line names it (rest_bridge.http_observer), UNMATCHED_ROUTE here
+        the conventions' UNMATCHED."""
         self._active[method].dec()
-        path = scope["path"]
-        route = scope.get(ROUTE_KEY) or (path if path in RESERVED_PATHS else UNMATCHED)
+        route = UNMATCHED if route == UNMATCHED_ROUTE else route
         key = (method, route, status or 500)
         series = self._series.get(key)
         if series is None:

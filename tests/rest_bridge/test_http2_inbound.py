@@ -39,7 +39,7 @@ def test_requests_in_one_chunk_and_split_anywhere_match_h2() -> None:
 
 def test_the_fast_path_reads_the_frames_it_is_meant_for() -> None:
     blocks = Blocks()
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn = http2_length.LenientConnection(h2.config.H2Configuration(client_side=False))
     conn.initiate_connection()
     conn.receive_data(client_start())
     got: list[tuple[int, bool]] = []
