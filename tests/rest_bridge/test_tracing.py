@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from checkpoint_tracing import ids as ids_module
 from checkpoint_tracing.ids import continue_trace
 from rest_bridge.tracing import IdsOnlyTracerProvider, build_provider, exporter_configured
 
@@ -105,3 +107,14 @@ def test_the_ids_only_provider_says_it_records_nothing() -> None:
     """Both halves tell from the API alone that nothing records: the provider is a no-op one."""
     assert isinstance(IdsOnlyTracerProvider(), trace.NoOpTracerProvider)
     assert not isinstance(TracerProvider(), trace.NoOpTracerProvider)
+
+
+@pytest.mark.parametrize("drawn", [0, 1, 0xABC, 2**64 - 1])
+def test_new_ids_are_zero_padded_lowercase_hex_and_never_zero(
+    monkeypatch: pytest.MonkeyPatch, drawn: int
+) -> None:
+    """Small random draws keep their leading zeros; a zero draw becomes 1, as in the SDK."""
+    monkeypatch.setattr(random, "getrandbits", lambda bits: drawn % (1 << bits))
+    want = drawn or 1
+    assert ids_module.new_span_id() == f"{want:016x}"
+    assert ids_module.new_trace_id() == f"{want:032x}"
