@@ -12,7 +12,7 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from server.auth import CALLER
+from server.call_observer import current_caller
 from server.convert import STATE_TO_PROTO, checkpoint_to_proto
 from server.domain import Checkpoint, Lookup, apply_patch, parse_lookup
 from server.idempotency import REPLAYED, OnceOnly, request_key
@@ -87,7 +87,7 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         now = self._clock()
         checkpoint = new_checkpoint(request, now)
         if request.request_id:
-            key = request_key(CALLER.get(), request)
+            key = request_key(current_caller(), request)
             response, replayed = await self._once.create(key, checkpoint, now)
             if replayed:
                 context.set_trailing_metadata(REPLAYED)
