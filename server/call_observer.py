@@ -142,7 +142,7 @@ def observed(method: str, behavior: Behavior) -> Behavior:
                 ids = (f"{made.trace_id:032x}", f"{made.span_id:016x}") if made.is_valid else None
             write_call(
                 grpc_method=method,
-                grpc_code=code.name,
+                grpc_code=code._name_,  # .name is a property lookup, ~10x slower per call
                 peer=context.peer(),
                 token_name=call.token_name,
                 duration_ms=(time.perf_counter() - started) * 1000,
