@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from contextvars import ContextVar
 
 from server.errors import PermissionDenied, Unauthenticated
 from server.tokens import READ_SCOPE, WRITE_SCOPE, TokenRecord, hash_token
@@ -28,9 +27,6 @@ OPEN_PREFIXES: tuple[str, ...] = (
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
 )
-
-CALLER: ContextVar[str] = ContextVar("checkpoint_caller", default="")
-"""The token name of the call being served (set by the call guard around the servicer)."""
 
 # RFC 6750 section 2.1: "Bearer" (any case), one or more spaces, a b64token.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")

@@ -13,11 +13,11 @@ span at all: the call keeps the caller's trace id and a new span id as strings, 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from random import getrandbits
 from typing import Any
 
 import grpc
@@ -84,6 +84,14 @@ def call_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     return context.invocation_metadata() or ()
 
 
+def current_caller() -> str:
+    """The token name of the running call ("" outside one, or before its guard named it): what
+    the guard noted, read where a servicer needs the caller (idempotency keys), so the guard
+    sets no context variable of its own around every call."""
+    call = _current.get()
+    return "" if call is None or call.token_name is None else call.token_name
+
+
 def current_request_id() -> str | None:
     """The request id of the running call, for log lines written during it."""
     call = _current.get()
@@ -100,7 +108,7 @@ def observed(method: str, behavior: Behavior) -> Behavior:
         started = time.perf_counter()
         metadata = context.invocation_metadata() or ()
         given, carrier = _read(metadata)
-        rid = given if given is not None and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        rid = given if given is not None and _REQUEST_ID.fullmatch(given) else _new_request_id()
         span: trace.Span | None = None
         if records_nothing():
             # Nothing records (no exporter): ids only, no span, nothing made current, so the
@@ -134,7 +142,7 @@ def observed(method: str, behavior: Behavior) -> Behavior:
                 ids = (f"{made.trace_id:032x}", f"{made.span_id:016x}") if made.is_valid else None
             write_call(
                 grpc_method=method,
-                grpc_code=code.name,
+                grpc_code=code._name_,  # .name is a property lookup, ~10x slower per call
                 peer=context.peer(),
                 token_name=call.token_name,
                 duration_ms=(time.perf_counter() - started) * 1000,
@@ -144,6 +152,13 @@ def observed(method: str, behavior: Behavior) -> Behavior:
             )
 
     return run
+
+
+def _new_request_id() -> str:
+    """32 random hex digits, as os.urandom(16).hex() wrote them, without its system call per
+    call: random, as the span ids (checkpoint_tracing.ids), since they need to be unique, not
+    secret (random reseeds in a forked child)."""
+    return getrandbits(128).to_bytes(16, "big").hex()
 
 
 def _read(metadata: Any) -> tuple[str | None, dict[str, str]]:

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from server.auth import CALLER, OPEN_PREFIXES, Authenticator
+from server.auth import OPEN_PREFIXES, Authenticator
 from server.call_observer import call_metadata, current_request_id, note_token, observed
 from server.errors import CheckpointError, InvalidArgument
 from server.metrics import ServerMetrics
@@ -121,11 +121,7 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     await limiter.acquire(record.name)
                 if isinstance(request, _Undecodable):
                     raise InvalidArgument(f"request message does not parse: {request.error}")
-                caller = CALLER.set(record.name)
-                try:
-                    return await behavior(request, context)
-                finally:
-                    CALLER.reset(caller)
+                return await behavior(request, context)
             except CheckpointError as err:
                 status = err.to_rpc_status()
                 await context.abort(status.code, status.details, status.trailing_metadata)

@@ -12,9 +12,9 @@ import grpc
 from checkpoint.v1 import checkpoint_service_pb2 as svc
 from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 
-from server.auth import CALLER
+from server.call_observer import current_caller
 from server.convert import STATE_TO_PROTO, checkpoint_to_proto
-from server.domain import Checkpoint, apply_patch, parse_lookup
+from server.domain import Checkpoint, Lookup, apply_patch, parse_lookup
 from server.idempotency import REPLAYED, OnceOnly, request_key
 from server.paging import PageTokens, page_size
 from server.requests import new_checkpoint, patch_from_update, state_filter
@@ -43,24 +43,27 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         self._store, self._pages, self._clock = store, pages, clock
         self._once = OnceOnly(store)
         self._watches = watches
-        # checkpoint id -> (the Checkpoint it was made from, the reply). A Checkpoint is
-        # immutable, so the same object always makes the same reply: a store that hands out the
-        # same object for an unchanged row (SQLite's read cache) spares the conversion. Replies
-        # are only ever serialized (grpc, the in-process channel), never changed.
-        self._replies: dict[str, tuple[Checkpoint, svc.GetCheckpointResponse]] = {}
+        # checkpoint_id as asked -> (its parsed lookup, the Checkpoint found, the reply). A
+        # Checkpoint is immutable, so the same object always makes the same reply: a store that
+        # hands out the same object for an unchanged row (SQLite's read cache) spares the
+        # conversion, and a known checkpoint_id its parse. Replies are only ever serialized
+        # (grpc, the in-process channel), never changed. Only ids that parsed are kept.
+        self._replies: dict[str, tuple[Lookup, Checkpoint, svc.GetCheckpointResponse]] = {}
 
     async def GetCheckpoint(
         self, request: svc.GetCheckpointRequest, context: Context
     ) -> svc.GetCheckpointResponse:
-        found = await self._store.get(parse_lookup(request.checkpoint_id))
-        kept = self._replies.get(found.id)
-        if kept is not None and kept[0] is found:
-            return kept[1]
+        asked = request.checkpoint_id
+        kept = self._replies.get(asked)
+        lookup = parse_lookup(asked) if kept is None else kept[0]
+        found = await self._store.get(lookup)
+        if kept is not None and kept[1] is found:
+            return kept[2]
         response = svc.GetCheckpointResponse()
         checkpoint_to_proto(found, response.checkpoint)
         if len(self._replies) >= REPLY_LIMIT:
             self._replies.clear()
-        self._replies[found.id] = (found, response)
+        self._replies[asked] = (lookup, found, response)
         return response
 
     async def ListCheckpoints(
@@ -84,7 +87,7 @@ class CheckpointServicer(svc_grpc.CheckpointServiceServicer):
         now = self._clock()
         checkpoint = new_checkpoint(request, now)
         if request.request_id:
-            key = request_key(CALLER.get(), request)
+            key = request_key(current_caller(), request)
             response, replayed = await self._once.create(key, checkpoint, now)
             if replayed:
                 context.set_trailing_metadata(REPLAYED)

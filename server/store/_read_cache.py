@@ -26,10 +26,11 @@ CACHE_LIMIT = 4096
 class ReadCache:
     """Lookups that found a checkpoint, valid for one data_version of one connection."""
 
-    __slots__ = ("_conn", "_found", "_limit", "_version")
+    __slots__ = ("_cursor", "_found", "_limit", "_version")
 
     def __init__(self, conn: sqlite3.Connection, limit: int = CACHE_LIMIT) -> None:
-        self._conn, self._limit = conn, limit
+        # One cursor for every look (Connection.execute makes and drops one per call).
+        self._cursor, self._limit = conn.cursor(), limit
         self._version: int | None = None
         self._found: dict[Lookup, Checkpoint] = {}
 
@@ -39,7 +40,7 @@ class ReadCache:
         Raises:
             sqlite3.Error: the database cannot be read.
         """
-        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        (version,) = self._cursor.execute("PRAGMA data_version").fetchone()
         if version != self._version:
             self._found = {}
             self._version = version

@@ -348,19 +348,35 @@ def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> It
     conn.execute("COMMIT")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Turn sqlite3 errors into the service's errors; the SQL text never leaves this module."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        if "display_name" in str(exc):
-            raise AlreadyExists("a checkpoint with this display name already exists") from exc
-        if "checkpoints.id" in str(exc):
-            raise AlreadyExists("a checkpoint with this id already exists") from exc
-        raise InvalidArgument("the checkpoint breaks a rule of the store") from exc
-    except sqlite3.Error as exc:
-        raise Unavailable("the checkpoint store is unavailable") from exc
+class _Translated:
+    """Turn sqlite3 errors into the service's errors; the SQL text never leaves this module.
+
+    A class with no state, so every read reuses the one instance: a generator-based context
+    manager cost each point read a generator and a wrapper object."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if isinstance(exc, sqlite3.IntegrityError):
+            if "display_name" in str(exc):
+                raise AlreadyExists("a checkpoint with this display name already exists") from exc
+            if "checkpoints.id" in str(exc):
+                raise AlreadyExists("a checkpoint with this id already exists") from exc
+            raise InvalidArgument("the checkpoint breaks a rule of the store") from exc
+        if isinstance(exc, sqlite3.Error):
+            raise Unavailable("the checkpoint store is unavailable") from exc
+
+
+_TRANSLATED = _Translated()
+
+
+def _translated() -> _Translated:
+    return _TRANSLATED
 
 
 def _to_checkpoint(row: _Row) -> Checkpoint:

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from server.auth import SERVICE, Authenticator
+from server.call_observer import current_caller
 from server.errors import NotFound, RateLimited
 from server.guard import INTERNAL_MESSAGE, CallGuard
 from server.guarded import guarded
@@ -165,6 +166,22 @@ async def test_an_authorized_call_reaches_the_servicer_after_the_limiter(env: En
     assert response.checkpoint.display_name == "echo x"
     assert [r.checkpoint_id for r in env.servicer.requests] == ["x"]
     assert env.limiter.keys == ["reader"]
+
+
+async def test_the_servicer_sees_the_token_name_as_the_caller(env: Env) -> None:
+    """What CreateCheckpoint keys its idempotency records by (server.call_observer)."""
+    seen: list[str] = []
+
+    async def note(
+        request: svc.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> svc.GetCheckpointResponse:
+        seen.append(current_caller())
+        return svc.GetCheckpointResponse()
+
+    env.servicer.behavior = note
+    await env.stub.GetCheckpoint(svc.GetCheckpointRequest(checkpoint_id="x"), metadata=READ)
+    assert seen == ["reader"]
+    assert current_caller() == ""
 
 
 async def test_a_limiter_that_never_waits_is_asked_by_take(env: Env) -> None:
