@@ -94,6 +94,8 @@ def _mask(found: re.Match[str]) -> str:
 
 _second: list[tuple[int, str]] = [(-1, "")]
 """The last whole second formatted, reused by the lines of the same second."""
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1001))
+"""Each millisecond's tail, as `:03d` writes it (1000 too, should a fraction round up)."""
 
 
 def rfc3339(created: float) -> str:
@@ -103,7 +105,7 @@ def rfc3339(created: float) -> str:
     if cached != seconds:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _second[0] = (seconds, prefix)
-    return f"{prefix}.{int((created - seconds) * 1000):03d}Z"
+    return prefix + _MILLIS[int((created - seconds) * 1000)]
 
 
 def _trace_ids() -> dict[str, str]:
