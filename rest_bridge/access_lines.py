@@ -20,6 +20,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+import orjson
+
 from rest_bridge.logs import installed_output, json_line, redact, rfc3339, text_value
 
 LineWriter = Callable[[dict[str, object]], bool]
@@ -52,7 +54,10 @@ def line_writer(event: str, keys: Sequence[str]) -> LineWriter | None:
         def write_json(fields: dict[str, object]) -> bool:
             if root.handlers != only:
                 return False
-            body = redact(json_line(fields))
+            try:  # json_line's orjson call, inline (its fallback for what orjson refuses)
+                body = redact(orjson.dumps(fields, default=str).decode())
+            except TypeError:  # orjson.JSONEncodeError
+                body = redact(json_line(fields))
             handler.write_soon(f'{{"time":"{rfc3339(time.time())}{head}{body[1:]}{end}')
             return True
 
