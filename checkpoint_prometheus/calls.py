@@ -4,9 +4,10 @@ handling time), for the server's calls and the bridge's upstream calls alike."""
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 
 from checkpoint_prometheus.conventions import split_method
-from checkpoint_prometheus.families import Counter, CounterChild, Histogram
+from checkpoint_prometheus.families import Counter, CounterChild, Histogram, HistogramChild
 
 
 class CallSeries:
@@ -21,14 +22,17 @@ class CallSeries:
         service, name = split_method(method)
         self._labels = (grpc_type, service, name)
         self.started: CounterChild = started.labels(*self._labels)
-        self._handling = handling.labels(*self._labels)
+        self._handling: HistogramChild = handling.labels(*self._labels)
         self._handled = handled
         self._by_code: dict[str, CounterChild] = {}
 
     def finish(self, code: str, began: float) -> None:
         """One call ended with grpc_code code; began is its time.perf_counter() at the start."""
-        self._handling.observe(time.perf_counter() - began)
+        elapsed, handling = time.perf_counter() - began, self._handling
+        # The children's observe and inc, inline: a method call costs more than its body.
+        handling.counts[bisect_left(handling.bounds, elapsed)] += 1
+        handling.sum += elapsed
         counter = self._by_code.get(code)
         if counter is None:
             counter = self._by_code[code] = self._handled.labels(*self._labels, code)
-        counter.inc()
+        counter.value += 1.0

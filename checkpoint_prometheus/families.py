@@ -7,6 +7,8 @@ thread, so a child is plain attributes (an inc is `value += 1`, an observe a bis
 additions); the scrape, on prometheus-client's HTTP thread, only reads them, and a histogram's
 count is taken from the same copy of its buckets, so each series is consistent in itself.
 The families are prometheus-client collectors: exposition, names and types are the library's.
+The hottest callers (checkpoint_prometheus.calls, the bridge's HTTP meter) update a child's
+attributes themselves, as its methods would: in CPython a method call costs more than its body.
 
 Only for single-writer use: update from one thread (the event loop), read from any.
 """

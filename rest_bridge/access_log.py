@@ -57,10 +57,19 @@ def write_http(
     """Log one finished HTTP request."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    duration = round(duration_ms, 3)
-    values = (request_id, trace_id, span_id, duration, method, route, status, grpc_code)
+    fields: dict[str, object] = {  # FIELDS, in order (a literal: no dict(zip()) per line)
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "duration_ms": round(duration_ms * 1000) / 1000,  # round(d, 3) at a tenth of its cost
+        "method": method,
+        "route": route,
+        "status": status,
+        "grpc_code": grpc_code,
+        "bytes_out": bytes_out,
+        "client": client,
+    }
     direct = _direct[0]
-    if direct is not None and direct(*values, bytes_out, client):
+    if direct is not None and direct(fields):
         return
-    fields = dict(zip(FIELDS, (*values, bytes_out, client), strict=True))
     ACCESS.info("http_request", extra={"fields": {"event": "http_request", **fields}})

@@ -24,16 +24,22 @@ MAX_PENDING = 64 * 1024
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
+        self._lock = self._locked()  # the handler's own: not looked up per line
         self._pending: list[str] = []
         self._size = 0
 
     def write_soon(self, line: str) -> None:
         """Queue line (terminator included), written within FLUSH_SECONDS by the running event
         loop; with no loop running in this thread it is written at once."""
-        with self._locked():
-            self._pending.append(line)
+        lock = self._lock
+        lock.acquire()  # not `with`: it costs twice the two calls
+        try:
+            pending = self._pending
+            pending.append(line)
             self._size += len(line)
-            first, full = len(self._pending) == 1, self._size >= MAX_PENDING
+            first, full = len(pending) == 1, self._size >= MAX_PENDING
+        finally:
+            lock.release()
         if full:
             self.flush()
         elif first:

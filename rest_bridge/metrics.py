@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Generator
 from typing import Any
 
 import grpc
@@ -32,7 +33,7 @@ from checkpoint_prometheus import (
 )
 from checkpoint_prometheus.families import Counter, Gauge, Histogram, HistogramChild
 from rest_bridge.access_log import UNMATCHED_ROUTE
-from rest_bridge.upstream_call import ObservedCall, UnaryCall
+from rest_bridge.upstream_call import UnaryCall
 
 """The ASGI scope key where the transcoder leaves the template of the route it matched."""
 UNMATCHED = "_OTHER"
@@ -92,25 +93,9 @@ class BridgeMetrics:
         if streaming:
             return self._client_stream(full_method, call)
         series = self._series(UNARY, full_method)
-        started, finish = series.started, series.finish
 
-        async def measure(inner: Any) -> Any:
-            started.inc()
-            began = time.perf_counter()
-            code = "Unknown"
-            try:
-                reply = await inner
-                code = "OK"
-                return reply
-            except grpc.RpcError as exc:
-                code = code_name(exc.code())
-                raise
-            finally:
-                finish(code, began)
-
-        def observed(request: Any, **kwargs: Any) -> ObservedCall:
-            inner = call(request, **kwargs)
-            return ObservedCall(inner, measure(inner))
+        def observed(request: Any, **kwargs: Any) -> MeasuredCall:
+            return MeasuredCall(call(request, **kwargs), series)
 
         return observed
 
@@ -145,6 +130,39 @@ class BridgeMetrics:
         return opened
 
 
+class MeasuredCall:
+    """An upstream unary call counted and timed in series while it is awaited; its metadata
+    questions go to the call. Awaiting it runs the call's own `__await__` inside this one, with
+    no coroutine between (an ObservedCall around a measuring coroutine cost 10 000 instructions
+    a call against 4 000, callgrind)."""
+
+    __slots__ = ("_call", "_series")
+
+    def __init__(self, call: Any, series: CallSeries) -> None:
+        self._call, self._series = call, series
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        series = self._series
+        series.started.value += 1.0
+        began = time.perf_counter()
+        code = "Unknown"
+        try:
+            reply = yield from self._call.__await__()
+            code = "OK"
+            return reply
+        except grpc.RpcError as exc:
+            code = code_name(exc.code())
+            raise
+        finally:
+            series.finish(code, began)
+
+    async def trailing_metadata(self) -> Any:
+        return await self._call.trailing_metadata()
+
+    async def initial_metadata(self) -> Any:
+        return await self._call.initial_metadata()
+
+
 class HttpMeter:
     """Each HTTP request's figures, taken by rest_bridge.http_observer at the request's start and
     end: one observer for the span, the access line and the metrics (as a middleware of its own,
@@ -159,18 +177,21 @@ class HttpMeter:
 
     def begin(self, scope: Scope) -> str:
         """A request starts: it is active, under the method label returned."""
-        method: str = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
-        self._active[method].inc()
+        method: str = scope["method"]
+        if method not in KNOWN_METHODS:
+            method = "_OTHER"
+        self._active[method].value += 1.0  # the gauge's inc, inline (as below)
         return method
 
     def end(self, method: str, route: str, status: int, elapsed: float) -> None:
         """It ended after elapsed seconds with status (0: it never answered, counted as 500);
         route as the access line names it (rest_bridge.http_observer), UNMATCHED_ROUTE here
         the conventions' UNMATCHED."""
-        self._active[method].dec()
-        route = UNMATCHED if route == UNMATCHED_ROUTE else route
+        self._active[method].value -= 1.0
         key = (method, route, status or 500)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = self._duration.labels(method, route, str(key[2]))
-        series.observe(elapsed)
+            label = UNMATCHED if route == UNMATCHED_ROUTE else route
+            series = self._series[key] = self._duration.labels(method, label, str(key[2]))
+        series.counts[bisect_left(series.bounds, elapsed)] += 1
+        series.sum += elapsed

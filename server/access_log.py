@@ -26,8 +26,8 @@ FIELDS = (
 )
 """The fields after `event`, in the line's order."""
 
-Writer = Callable[..., bool]
-"""Writes one line of FIELDS' values, in order; False when it wrote nothing."""
+Writer = Callable[[dict[str, object]], bool]
+"""Writes one line of these fields (FIELDS, in order); False when it wrote nothing."""
 _direct: list[Writer | None] = [None]
 
 
@@ -50,9 +50,17 @@ def write_call(
     """Log one finished gRPC call."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    values = (request_id, trace_id, span_id, round(duration_ms, 3), grpc_method, grpc_code)
+    fields: dict[str, object] = {  # FIELDS, in order (a literal: no dict(zip()) per line)
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "duration_ms": round(duration_ms * 1000) / 1000,  # round(d, 3) at a tenth of its cost
+        "grpc_method": grpc_method,
+        "grpc_code": grpc_code,
+        "peer": peer,
+        "token_name": token_name,
+    }
     direct = _direct[0]
-    if direct is not None and direct(*values, peer, token_name):
+    if direct is not None and direct(fields):
         return
-    fields = dict(zip(FIELDS, (*values, peer, token_name), strict=True))
     ACCESS.info(EVENT, extra={"fields": {"event": EVENT, **fields}})

@@ -33,8 +33,10 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from checkpoint_prometheus import CallSeries, code_name
 from checkpoint_tracing.ids import continue_trace, records_nothing
 from server.access_log import write_call
+from server.metrics import ended_code
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
@@ -98,8 +100,9 @@ def current_request_id() -> str | None:
     return None if call is None else call.request_id
 
 
-def observed(method: str, behavior: Behavior) -> Behavior:
-    """behavior with a span, the x-request-id answer and an access line around each call."""
+def observed(method: str, behavior: Behavior, series: CallSeries | None = None) -> Behavior:
+    """behavior with a span, the x-request-id answer and an access line around each call, and
+    counted and timed in series (server.metrics) as ServerMetrics.observe would count it."""
     name = method.lstrip("/")
     service, _, rpc = name.partition("/")
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
@@ -126,7 +129,17 @@ def observed(method: str, behavior: Behavior) -> Behavior:
         failure: BaseException | None = None
         try:
             await context.send_initial_metadata((("x-request-id", rid),))
-            return await behavior(request, context)
+            if series is None:
+                return await behavior(request, context)
+            series.started.value += 1.0  # as ServerMetrics.observe counts, inline
+            began = time.perf_counter()
+            try:
+                reply = await behavior(request, context)
+            except BaseException as err:
+                series.finish(ended_code(err, context), began)
+                raise
+            series.finish(code_name(context.code()), began)
+            return reply
         except BaseException as exc:
             failure = exc
             raise

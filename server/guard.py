@@ -79,15 +79,16 @@ class CallGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return cached
         if handler.unary_unary is not None:
             behavior: Behavior
+            series = None
             if method.startswith(OPEN_PREFIXES):  # no guard, but observed (span, access line)
                 behavior, parse = handler.unary_unary, handler.request_deserializer  # type: ignore[assignment]
             else:
                 behavior = self._guarded(method, handler.unary_unary)  # type: ignore[arg-type]
                 if self._metrics is not None:  # outside the guard: refused calls are counted too
-                    behavior = self._metrics.observe(method, behavior)
+                    series = self._metrics.unary_series(method)
                 parse = _tolerant(handler.request_deserializer)
             wrapped = grpc.unary_unary_rpc_method_handler(
-                observed(method, behavior),
+                observed(method, behavior, series),
                 request_deserializer=parse,
                 response_serializer=handler.response_serializer,
             )

@@ -83,9 +83,15 @@ class ServerMetrics:
             registry=registry,
         )
 
+    def unary_series(self, full_method: str) -> CallSeries:
+        """The series of unary calls of full_method (server.call_observer counts them, without
+        a coroutine of its own around each call: 4 000 instructions less, callgrind)."""
+        return CallSeries(self.started, self.handled, self.handling, UNARY, full_method)
+
     def observe(self, full_method: str, behavior: Behavior) -> Behavior:
-        """behavior, counted and timed as one unary call of full_method."""
-        series = CallSeries(self.started, self.handled, self.handling, UNARY, full_method)
+        """behavior, counted and timed as one unary call of full_method (what the call
+        observer does with unary_series)."""
+        series = self.unary_series(full_method)
         started, finish = series.started, series.finish
 
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -94,7 +100,7 @@ class ServerMetrics:
             try:
                 reply = await behavior(request, context)
             except BaseException as err:
-                finish(_ended_code(err, context), began)
+                finish(ended_code(err, context), began)
                 raise
             finish(code_name(context.code()), began)
             return reply
@@ -116,7 +122,7 @@ class ServerMetrics:
                 async for response in behavior(request, context):
                     yield response
             except BaseException as err:
-                finish(_ended_code(err, context), began)
+                finish(ended_code(err, context), began)
                 raise
             finish(code_name(context.code()), began)
 
@@ -127,8 +133,8 @@ class ServerMetrics:
         return _CountingLimiter(limiter, self.rate_limited)
 
 
-def _ended_code(err: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The code a call that raised err ends with, as a client sees it."""
+def ended_code(err: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The grpc_code label of a call that raised err, as a client sees it."""
     if isinstance(err, grpc.aio.AbortError):
         return code_name(context.code())
     if isinstance(err, (asyncio.CancelledError, GeneratorExit)):  # the client went away

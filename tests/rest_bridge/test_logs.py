@@ -7,10 +7,18 @@ import io
 import json
 import logging
 import sys
+import time
 
 import pytest
 
-from rest_bridge.logs import LOG_OPTIONS, JsonFormatter, TextFormatter, redact, setup_logging
+from rest_bridge.logs import (
+    LOG_OPTIONS,
+    JsonFormatter,
+    TextFormatter,
+    redact,
+    rfc3339,
+    setup_logging,
+)
 from rest_bridge.options import add_options
 
 
@@ -131,3 +139,14 @@ def test_setup_sends_uvicorn_through_the_one_handler_at_the_chosen_level() -> No
     logging.getLogger("uvicorn.error").debug("hidden")
     [line] = stream.getvalue().splitlines()
     assert json.loads(line)["message"] == "Started server process [1]"
+
+
+def test_rfc3339_is_the_plain_format_across_seconds() -> None:
+    """The cached second and the millisecond table write what strftime and :03d write, whichever
+    second came before (forwards, backwards, the same one again, near a second's end)."""
+    base = 1_796_000_000.0
+    times = [base + d for d in (0.0, 0.0004, 0.9995, 0.999999, 1.0, 1.001, 0.5, 86_400.25, 0.0)]
+    for created in times:
+        whole = int(created)
+        plain = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        assert rfc3339(created) == f"{plain}.{int((created - whole) * 1000):03d}Z"
