@@ -185,6 +185,22 @@ async def test_store_operations_are_timed_and_only_failures_are_errors() -> None
     assert value(registry, errors, operation="import", backend="sqlite") == 1
 
 
+async def test_a_get_the_store_could_not_answer_is_a_store_error() -> None:
+    """A get that fails for want of the store is timed and counted as a store error."""
+
+    class Down(Store):
+        async def get(self, lookup: Lookup) -> Checkpoint:
+            raise Unavailable("the checkpoint store is unavailable")
+
+    registry = CollectorRegistry()
+    store = MeteredStore(Down(), ServerMetrics(registry), "sqlite")
+    with pytest.raises(Unavailable):
+        await store.get(ById("x"))
+    labels = {"operation": "get", "backend": "sqlite"}
+    assert value(registry, "checkpoint_store_operation_seconds_count", **labels) == 1
+    assert value(registry, "checkpoint_store_errors_total", **labels) == 1
+
+
 def test_backend_label_names_the_engine() -> None:
     """Both spellings of a PostgreSQL URL are one backend label."""
     assert backend_name("sqlite:///x.db") == "sqlite"
