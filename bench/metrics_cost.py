@@ -3,8 +3,9 @@
 The rows with and without metrics move by 10-30 % between runs on a shared machine, more than
 the cost they compare; this isolates it. Each wrapper the flag puts on the path (the server's
 call observation and store timing, the bridge's HTTP meter and upstream-call meter) runs around
-a no-op, and its time minus the bare no-op's is its cost (the HTTP meter's: the observer with
-it minus the observer without, since it is taken by rest_bridge.http_observer).
+a no-op, and its time minus the bare no-op's is its cost (the server call's and the HTTP
+meter's: their observer with the metrics minus the observer without, since server.call_observer
+and rest_bridge.http_observer take them).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from checkpoint_prometheus import new_registry
 from rest_bridge.access_log import ROUTE_KEY
 from rest_bridge.http_observer import HttpObserver
 from rest_bridge.metrics import BridgeMetrics
+from server.call_observer import observed
 from server.domain import Checkpoint, Lookup
 from server.local_context import LocalContext
 from server.metered_store import MeteredStore
@@ -45,7 +47,6 @@ class _Store:
 async def _costs(rounds: int) -> dict[str, float]:
     registry = new_registry()
     server, bridge = ServerMetrics(registry), BridgeMetrics(registry)
-    context = LocalContext((), None)
 
     async def behavior(request: Any, ctx: Any) -> None:
         return None
@@ -61,13 +62,21 @@ async def _costs(rounds: int) -> dict[str, float]:
         return None
 
     scope = {"type": "http", "method": "GET", "path": "/v1/checkpoints/x", "headers": []}
-    observed = server.observe(METHOD, behavior)
+    # The call observer (span ids, x-request-id, access line when on) with and without its
+    # series: the difference is what the metrics add to a gRPC call.
+    unmetered, metered = (
+        observed(METHOD, behavior),
+        observed(METHOD, behavior, server.unary_series(METHOD)),
+    )
     store = MeteredStore(_Store(), server, "sqlite")  # type: ignore[arg-type]
     bare_store = _Store()
     observed_app, metered_app = HttpObserver(app), HttpObserver(app, bridge.http_meter())
     metered_call = bridge.client_call(METHOD, call)
     pairs: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = {
-        "server_call": (lambda: behavior(None, context), lambda: observed(None, context)),
+        "server_call": (  # a context per call: each sends its x-request-id once
+            lambda: unmetered(None, LocalContext((), None)),
+            lambda: metered(None, LocalContext((), None)),
+        ),
         "store_operation": (lambda: bare_store.get(None), lambda: store.get(None)),  # type: ignore[arg-type]
         "http_request": (
             lambda: observed_app(dict(scope), None, send),  # type: ignore[arg-type]

@@ -102,7 +102,7 @@ def current_request_id() -> str | None:
 
 def observed(method: str, behavior: Behavior, series: CallSeries | None = None) -> Behavior:
     """behavior with a span, the x-request-id answer and an access line around each call, and
-    counted and timed in series (server.metrics) as ServerMetrics.observe would count it."""
+    counted and timed in series (ServerMetrics.unary_series) when metrics are on."""
     name = method.lstrip("/")
     service, _, rpc = name.partition("/")
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
@@ -131,7 +131,7 @@ def observed(method: str, behavior: Behavior, series: CallSeries | None = None) 
             await context.send_initial_metadata((("x-request-id", rid),))
             if series is None:
                 return await behavior(request, context)
-            series.started.value += 1.0  # as ServerMetrics.observe counts, inline
+            series.started.value += 1.0  # the counter's inc, inline
             began = time.perf_counter()
             try:
                 reply = await behavior(request, context)

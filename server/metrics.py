@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -31,7 +31,6 @@ from checkpoint_prometheus.families import Counter, Histogram
 from server.errors import RateLimited
 from server.ratelimit import Limiter
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -84,28 +83,9 @@ class ServerMetrics:
         )
 
     def unary_series(self, full_method: str) -> CallSeries:
-        """The series of unary calls of full_method (server.call_observer counts them, without
-        a coroutine of its own around each call: 4 000 instructions less, callgrind)."""
+        """The series of unary calls of full_method, counted by server.call_observer (no
+        coroutine of its own around each call: 4 000 instructions less, callgrind)."""
         return CallSeries(self.started, self.handled, self.handling, UNARY, full_method)
-
-    def observe(self, full_method: str, behavior: Behavior) -> Behavior:
-        """behavior, counted and timed as one unary call of full_method (what the call
-        observer does with unary_series)."""
-        series = self.unary_series(full_method)
-        started, finish = series.started, series.finish
-
-        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started.inc()
-            began = time.perf_counter()
-            try:
-                reply = await behavior(request, context)
-            except BaseException as err:
-                finish(ended_code(err, context), began)
-                raise
-            finish(code_name(context.code()), began)
-            return reply
-
-        return observed
 
     def observe_stream(self, full_method: str, behavior: StreamBehavior) -> StreamBehavior:
         """behavior, counted and timed as one server stream of full_method, from its start to

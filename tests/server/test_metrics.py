@@ -21,6 +21,7 @@ from server.domain import ById, Checkpoint, Lookup, State
 from server.errors import Aborted, NotFound, RateLimited, Unavailable
 from server.local_context import LocalContext
 from server.metered_store import MeteredStore, backend_name
+from server.call_observer import observed
 from server.metrics import ServerMetrics
 from server.store import Change
 
@@ -60,14 +61,14 @@ async def test_each_outcome_is_counted_under_its_go_code_name() -> None:
     """A reply is OK, an abort its code, an escaped exception Unknown, a cancellation past the
     deadline DeadlineExceeded and one before it Canceled; each is started, handled and timed."""
     registry = CollectorRegistry()
-    metrics = ServerMetrics(registry)
-    assert await metrics.observe(GET, ok)(None, LocalContext((), None)) == "reply"
+    series = ServerMetrics(registry).unary_series(GET)
+    assert await observed(GET, ok, series)(None, LocalContext((), None)) == "reply"
     with pytest.raises(grpc.aio.AbortError):
-        await metrics.observe(GET, refused)(None, LocalContext((), None))
+        await observed(GET, refused, series)(None, LocalContext((), None))
     with pytest.raises(RuntimeError):
-        await metrics.observe(GET, broken)(None, LocalContext((), None))
+        await observed(GET, broken, series)(None, LocalContext((), None))
     for deadline in (time.monotonic() - 1, None):
-        task = asyncio.ensure_future(metrics.observe(GET, slow)(None, LocalContext((), deadline)))
+        task = asyncio.ensure_future(observed(GET, slow, series)(None, LocalContext((), deadline)))
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
