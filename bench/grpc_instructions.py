@@ -58,7 +58,8 @@ from checkpoint.v1 import checkpoint_service_pb2_grpc as svc_grpc
 from rest_bridge.access_log import line_writer, start_access_lines
 from rest_bridge.logs import setup_logging
 from rest_bridge.tracing import setup_tracing
-from server.access_log import EVENT, FIELDS, use_writer
+import server.access_log as access
+from server.access_log import EVENT, use_writer
 from server.auth import Authenticator
 from server.guard import CallGuard
 from server.paging import PageTokens
@@ -105,7 +106,8 @@ async def drive():
 
 setup_logging("json", "info")
 start_access_lines()
-use_writer(line_writer(EVENT, FIELDS))
+fields = getattr(access, "FIELDS", None)  # a tree from before writers took each line's dict
+use_writer(line_writer(EVENT) if fields is None else line_writer(EVENT, fields))
 setup_tracing("checkpoint-server")
 asyncio.run(drive())
 """

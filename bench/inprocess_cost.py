@@ -45,7 +45,7 @@ from rest_bridge.descriptor_set import default_descriptor_set, load_schema
 from rest_bridge.logs import setup_logging
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.tracing import build_provider, setup_tracing
-from server.access_log import EVENT, FIELDS, use_writer
+from server.access_log import EVENT, use_writer
 from server.app import create_server
 from server.config import ServerConfig
 from server.domain import ByName
@@ -116,7 +116,7 @@ def _observe(work: Path) -> CollectorRegistry:
     """Access lines at info (JSON, to a file), as `serve` writes them; the metrics' registry."""
     setup_logging("json", "info", (work / "access.log").open("w", encoding="utf-8"))
     start_access_lines()
-    use_writer(line_writer(EVENT, FIELDS))
+    use_writer(line_writer(EVENT))
     return new_registry()
 
 

@@ -3,11 +3,11 @@
 A record, its handler chain and the JSON encoder cost 20-30 µs per line; a request through the
 bridge writes two. `line_writer` builds, once per kind of line, a function that formats the line
 from the fields the caller gives as a dict (json: orjson writes the fields, after a head made at
-start that holds the time, level, logger and event; text: a template made at start) and hands it
-to the handler `setup_logging` gave the root logger, which writes access lines in batches
-(rest_bridge.batched_handler: a write per line cost more than making it). The line is the one
-the formatters of rest_bridge.logs would write for the same record, key for key (a test holds
-them equal), and it passes `redact` as every line does.
+start that holds the time, level, logger and event; text: `key=value` pairs after a head made
+at start) and hands it to the handler `setup_logging` gave the root logger, which writes access
+lines in batches (rest_bridge.batched_handler: a write per line cost more than making it). The
+line is the one the formatters of rest_bridge.logs would write for the same record, key for
+key (a test holds them equal), and it passes `redact` as every line does.
 
 It writes only while that handler is the root logger's only one: anyone who adds a handler (a
 test's log capture, an application embedding the service) gets real records again, through
@@ -18,24 +18,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-
-import orjson
+from collections.abc import Callable
 
 from rest_bridge.logs import installed_output, json_line, redact, rfc3339, text_value
 
 LineWriter = Callable[[dict[str, object]], bool]
-"""Writes one line of these fields (in their order, after `event`); False when it wrote
-nothing."""
+"""Writes one line of these fields (in their order, after `event`; each caller's dict literal
+is its line's schema); False when it wrote nothing."""
 
 ACCESS_LOGGER = "checkpoint.access"
 
 
-def line_writer(event: str, keys: Sequence[str]) -> LineWriter | None:
-    """A writer of `event` lines whose fields are keys (in this order, at least one), or None
-    before set-up."""
-    if not keys:
-        raise ValueError("an access line has at least one field")
+def line_writer(event: str) -> LineWriter | None:
+    """A writer of `event` lines, or None before set-up."""
     output = installed_output()
     if output is None:
         return None
@@ -54,22 +49,18 @@ def line_writer(event: str, keys: Sequence[str]) -> LineWriter | None:
         def write_json(fields: dict[str, object]) -> bool:
             if root.handlers != only:
                 return False
-            try:  # json_line's orjson call, inline (its fallback for what orjson refuses)
-                body = redact(orjson.dumps(fields, default=str).decode())
-            except TypeError:  # orjson.JSONEncodeError
-                body = redact(json_line(fields))
+            body = redact(json_line(fields))
             handler.write_soon(f'{{"time":"{rfc3339(time.time())}{head}{body[1:]}{end}')
             return True
 
         return write_json
-    pairs = "".join(f" {key}=%s" for key in keys)
-    template = f" INFO {ACCESS_LOGGER}: {event}{pairs}"
+    head_text = f" INFO {ACCESS_LOGGER}: {event}"
 
     def write_text(fields: dict[str, object]) -> bool:
         if root.handlers != only:
             return False
-        body = template % tuple(map(text_value, fields.values()))
-        handler.write_soon(redact(f"{rfc3339(time.time())}{body}") + end)
+        pairs = "".join([f" {key}={text_value(value)}" for key, value in fields.items()])
+        handler.write_soon(redact(f"{rfc3339(time.time())}{head_text}{pairs}") + end)
         return True
 
     return write_text

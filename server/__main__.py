@@ -37,7 +37,7 @@ from rest_bridge.workers import (
     run_workers,
     worker_count,
 )
-from server.access_log import EVENT, FIELDS, use_writer
+from server.access_log import EVENT, use_writer
 from server.app import create_server
 from server.config import (
     DEFAULT_DATABASE,
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only serve takes the log flags; the other commands log as its defaults say.
     setup_logging(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     start_access_lines()  # the --rest-listen door's lines; the server's own next
-    use_writer(line_writer(EVENT, FIELDS))
+    use_writer(line_writer(EVENT))
     try:
         if args.command == "serve" and worker_count(args.workers) > 1 and not in_worker():
             return supervise(args, list(sys.argv[1:] if argv is None else argv))

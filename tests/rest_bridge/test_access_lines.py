@@ -60,7 +60,7 @@ def _set_up(log_format: str, level: str = "info") -> io.StringIO:
     stream = io.StringIO()
     setup_logging(log_format, level, stream)
     start_access_lines()
-    server_access.use_writer(line_writer(server_access.EVENT, server_access.FIELDS))
+    server_access.use_writer(line_writer(server_access.EVENT))
     return stream
 
 

@@ -17,11 +17,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from checkpoint_prometheus import code_name, new_registry, serve_metrics, split_method
+from server.call_observer import observed
 from server.domain import ById, Checkpoint, Lookup, State
 from server.errors import Aborted, NotFound, RateLimited, Unavailable
 from server.local_context import LocalContext
 from server.metered_store import MeteredStore, backend_name
-from server.call_observer import observed
 from server.metrics import ServerMetrics
 from server.store import Change
 
