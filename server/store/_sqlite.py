@@ -116,7 +116,7 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         conn = self._reader
-        with _translated(), _transaction(conn):
+        with _TRANSLATED, _transaction(conn):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
             )
@@ -131,7 +131,7 @@ class SQLiteStore:
     # -- reads: inline on the caller's thread -------------------------------------------------
 
     async def get(self, lookup: Lookup) -> Checkpoint:
-        with _translated():
+        with _TRANSLATED:
             entries = self._cache.current()
             found = entries.get(lookup)
             if found is None:
@@ -148,7 +148,7 @@ class SQLiteStore:
         else:
             sql = f"{_SELECT} WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?"
             args = (state.value, after, limit)  # type: ignore[assignment]
-        with _translated():
+        with _TRANSLATED:
             rows = self._reader.execute(sql, args).fetchall()
         return [(row[0], _to_checkpoint(row)) for row in rows]
 
@@ -166,7 +166,7 @@ class SQLiteStore:
         return await self._write(make)
 
     async def ping(self) -> None:
-        with _translated():
+        with _TRANSLATED:
             self._reader.execute("SELECT 1").fetchone()
 
     # -- the change history (server.store._changes) -------------------------------------------
@@ -176,14 +176,14 @@ class SQLiteStore:
         used = [(sql, arg) for sql, arg in clauses if arg is not None]
         where = f" WHERE {' AND '.join(sql for sql, _ in used)}" if used else ""
         conn = self._reader
-        with _translated(), _transaction(conn, "BEGIN"):  # one read snapshot for both
+        with _TRANSLATED, _transaction(conn, "BEGIN"):  # one read snapshot for both
             (newest,) = conn.execute("SELECT max(seq) FROM checkpoint_changes").fetchone()
             rows = conn.execute(f"{_SELECT}{where} ORDER BY seq", [a for _, a in used]).fetchall()
         return newest or 0, [_to_checkpoint(row) for row in rows]
 
     async def changes_after(self, after: int, limit: int) -> Changes:
         conn = self._reader
-        with _translated():
+        with _TRANSLATED:
             rows = conn.execute(
                 f"{_CHANGE_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
@@ -257,7 +257,7 @@ class SQLiteStore:
     def _in_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._writer is None:
             self._writer = self._connect()
-        with _translated(), _transaction(self._writer):
+        with _TRANSLATED, _transaction(self._writer):
             return work(self._writer)
 
 
@@ -373,10 +373,6 @@ class _Translated:
 
 
 _TRANSLATED = _Translated()
-
-
-def _translated() -> _Translated:
-    return _TRANSLATED
 
 
 def _to_checkpoint(row: _Row) -> Checkpoint:
