@@ -1,4 +1,5 @@
-"""Trace ids when nothing records: hex strings in a context variable, no span objects.
+"""Trace ids when nothing records: hex strings in a context variable, no span objects; and the
+request ids both halves make when the caller sent none.
 
 Without an exporter (rest_bridge.tracing installs `IdsOnlyTracerProvider`) a span would record
 nothing; all a request or call needs of tracing is its ids, for its access line and the
@@ -61,6 +62,13 @@ def new_span_id() -> str:
 
 def new_trace_id() -> str:
     return (random.getrandbits(128) or 1).to_bytes(16, "big").hex()
+
+
+def new_request_id() -> str:
+    """A fresh x-request-id for either half: 32 random hex digits, as `os.urandom(16).hex()`
+    wrote them, without its system call per request. Request ids need to be unique, not
+    secret, as span ids (random reseeds in a forked child)."""
+    return random.getrandbits(128).to_bytes(16, "big").hex()
 
 
 def continue_trace(traceparent: str | None, tracestate: str | None) -> TraceIds:

@@ -6,9 +6,9 @@ the gRPC server and nowhere else.
 
 from __future__ import annotations
 
-import os
 import re
 
+from checkpoint_tracing.ids import new_request_id
 from rest_bridge.codec import DecodeError
 
 # HTTP header (lowercase) -> gRPC metadata key. Nothing else is forwarded. The trace context is
@@ -32,7 +32,7 @@ def request_id(header: str | None) -> str:
     """The caller's X-Request-Id when it is a sane token, else a fresh one."""
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return os.urandom(16).hex()  # as unique as uuid4().hex, at a fraction of its cost
+    return new_request_id()
 
 
 def outbound(authorization: list[str], rid: str) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from random import getrandbits
 from typing import Any
 
 import grpc
@@ -34,7 +33,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from checkpoint_prometheus import CallSeries, code_name
-from checkpoint_tracing.ids import continue_trace, records_nothing
+from checkpoint_tracing.ids import continue_trace, new_request_id, records_nothing
 from server.access_log import write_call
 from server.metrics import ended_code
 
@@ -111,7 +110,7 @@ def observed(method: str, behavior: Behavior, series: CallSeries | None = None) 
         started = time.perf_counter()
         metadata = context.invocation_metadata() or ()
         given, carrier = _read(metadata)
-        rid = given if given is not None and _REQUEST_ID.fullmatch(given) else _new_request_id()
+        rid = given if given is not None and _REQUEST_ID.fullmatch(given) else new_request_id()
         span: trace.Span | None = None
         if records_nothing():
             # Nothing records (no exporter): ids only, no span, nothing made current, so the
@@ -165,13 +164,6 @@ def observed(method: str, behavior: Behavior, series: CallSeries | None = None) 
             )
 
     return run
-
-
-def _new_request_id() -> str:
-    """32 random hex digits, as os.urandom(16).hex() wrote them, without its system call per
-    call: random, as the span ids (checkpoint_tracing.ids), since they need to be unique, not
-    secret (random reseeds in a forked child)."""
-    return getrandbits(128).to_bytes(16, "big").hex()
 
 
 def _read(metadata: Any) -> tuple[str | None, dict[str, str]]:

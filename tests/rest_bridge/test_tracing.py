@@ -113,8 +113,10 @@ def test_the_ids_only_provider_says_it_records_nothing() -> None:
 def test_new_ids_are_zero_padded_lowercase_hex_and_never_zero(
     monkeypatch: pytest.MonkeyPatch, drawn: int
 ) -> None:
-    """Small random draws keep their leading zeros; a zero draw becomes 1, as in the SDK."""
+    """Small random draws keep their leading zeros; a zero draw becomes 1 in a trace or span id,
+    as in the SDK."""
     monkeypatch.setattr(random, "getrandbits", lambda bits: drawn % (1 << bits))
     want = drawn or 1
     assert ids_module.new_span_id() == f"{want:016x}"
     assert ids_module.new_trace_id() == f"{want:032x}"
+    assert ids_module.new_request_id() == f"{drawn:032x}"  # any 32 digits, zero included
